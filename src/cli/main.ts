@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+import { writeFileSync } from "node:fs";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { analyze, DoctorError } from "../index";
+import { oneLine } from "../onnx/errors";
+import { toMarkdown } from "../report/markdown";
+import { toText } from "../report/text";
+import { toJson, type Report } from "../report/types";
+import { TOOL_VERSION } from "../version";
+
+const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
+  return n;
+};
+const keyValue = (v: string, prev: Record<string, number> = {}): Record<string, number> => {
+  const m = /^([^=]+)=(-?[\d.e+-]+)$/.exec(v);
+  if (!m || !Number.isFinite(Number(m[2]))) throw new InvalidArgumentError(`expected name=number, got "${v}"`);
+  return { ...prev, [m[1]]: Number(m[2]) };
+};
+
+const program = new Command()
+  .name("onnx-doctor")
+  .description("Diagnose an ONNX neural network: weight initialisation, activations, dead/saturated units, NaN/Inf.")
+  .version(TOOL_VERSION);
+
+program
+  .command("analyze")
+  .description("analyse a model from its weights and a forward probe")
+  .argument("<model>", "path to an .onnx file")
+  .addOption(new Option("-f, --format <format>", "output format").choices(["text", "json", "markdown"]).default("text"))
+  .option("-o, --out <file>", "write the report to a file instead of stdout")
+  .addOption(new Option("--fail-on <level>", "exit with 1 when a finding of this severity or worse exists").choices(["error", "warning", "never"]).default("error"))
+  .option("--static", "only check the weights; do not run the model")
+  .option("-i, --input <file>", "probe data: .npy for the first input, or .npz with one array per input name")
+  .option("--dim <name=value>", "value for a symbolic dimension (repeatable)", keyValue)
+  .option("--fill <name=value>", "feed a constant to an input, e.g. --fill sr=16000 (repeatable)", keyValue)
+  .option("-b, --batch-size <n>", "probe batch size", positiveInt)
+  .option("--batches <n>", "number of probe batches", positiveInt)
+  .option("--seed <n>", "seed for synthetic probe data", (v) => Number.parseInt(v, 10))
+  .option("--threads <n>", "onnxruntime intra-op threads (default: all cores)", positiveInt)
+  .action(async (model: string, opts: {
+    format: "text" | "json" | "markdown"; out?: string; failOn: "error" | "warning" | "never"; static?: boolean; input?: string;
+    dim?: Record<string, number>; fill?: Record<string, number>; batchSize?: number; batches?: number; seed?: number; threads?: number;
+  }) => {
+    const interactive = process.stderr.isTTY;
+    const report: Report = await analyze(model, {
+      staticOnly: opts.static, inputFile: opts.input, dims: opts.dim, fill: opts.fill,
+      batchSize: opts.batchSize, batches: opts.batches, seed: opts.seed, intraOpThreads: opts.threads,
+    }, { progress: interactive ? (f, msg) => process.stderr.write(`\r\x1b[K${msg}`) : undefined });
+    if (interactive) process.stderr.write("\r\x1b[K");
+    const text = opts.format === "json" ? toJson(report) + "\n" : opts.format === "markdown" ? toMarkdown(report) : toText(report, { color: !opts.out && process.stdout.isTTY });
+    if (opts.out) writeFileSync(opts.out, text);
+    else process.stdout.write(text);
+    const failing = opts.failOn === "never" ? 0 : opts.failOn === "warning" ? report.summary.errors + report.summary.warnings : report.summary.errors;
+    process.exitCode = failing > 0 ? 1 : 0;
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  // One line, no stack: the user needs the reason, not our call chain.
+  const code = e instanceof DoctorError ? e.code : "error";
+  process.stderr.write(`onnx-doctor: ${code}: ${oneLine(e)}\n`);
+  process.exitCode = 2;
+});

@@ -1,0 +1,236 @@
+import { attrFloat, attrInt, type ConstTensor, type GraphNode, type Model } from "../onnx/model";
+import { GraphIndex } from "./index";
+import { modulePathFromNodeName, modulePathFromWeightName } from "./module-path";
+
+/** The nonlinearity applied right after a layer; it decides the initialisation the layer needs. */
+export type Activation =
+  | "relu" | "leaky_relu" | "prelu" | "elu" | "selu" | "gelu" | "tanh" | "sigmoid" | "hard_sigmoid"
+  | "softplus" | "hard_swish" | "softmax";
+
+export type LayerKind = "linear" | "conv" | "recurrent" | "embedding" | "norm";
+
+/**
+ * How a weight tensor's elements belong to output units: element
+ * `(o * units + u) * inner + i` belongs to unit `u`. Lets rules compare units without reshaping.
+ */
+export interface UnitLayout {
+  readonly outer: number;
+  readonly units: number;
+  readonly inner: number;
+}
+
+/** A layer as the user knows it: one parameterised op plus the bias and activation that follow. */
+export interface Layer {
+  readonly id: number;
+  /** Module path when the exporter left one (`layer1.0.conv1`), else a node or tensor name. */
+  readonly name: string;
+  readonly module?: string;
+  readonly op: string;
+  readonly kind: LayerKind;
+  readonly node: GraphNode;
+  /** All nodes grouped into this layer, the parameterised op first. */
+  readonly nodes: readonly GraphNode[];
+  readonly weight?: ConstTensor;
+  readonly bias?: ConstTensor;
+  readonly fanIn?: number;
+  readonly fanOut?: number;
+  readonly units?: UnitLayout;
+  readonly activation?: Activation;
+  /** The tensor whose statistics describe this layer: after its activation if it has one. */
+  readonly output: string;
+  /** A normalization consumes this layer's output, which makes its weight scale irrelevant. */
+  readonly followedByNorm: boolean;
+  /** Whether output units sit on axis 1 (NCHW convs) or on the last axis (dense layers). */
+  readonly unitAxis: "channel" | "last";
+}
+
+const normOps = new Set([
+  "BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization",
+  "SimplifiedLayerNormalization", "SkipLayerNormalization", "RMSNormalization",
+]);
+
+function activationOf(n: GraphNode): Activation | undefined {
+  switch (n.opType) {
+    case "Relu": return "relu";
+    case "LeakyRelu": return "leaky_relu";
+    case "PRelu": return "prelu";
+    case "Elu": case "Celu": return "elu";
+    case "Selu": return "selu";
+    case "Gelu": case "FastGelu": case "BiasGelu": return "gelu";
+    case "Tanh": return "tanh";
+    case "Sigmoid": return "sigmoid";
+    case "HardSigmoid": return "hard_sigmoid";
+    case "Softplus": return "softplus";
+    case "HardSwish": return "hard_swish";
+    case "Softmax": return "softmax";
+    // Clip(min=0) is ReLU6; other clips are not activations we can reason about.
+    case "Clip": return clipMin(n) === 0 ? "relu" : undefined;
+    default: return undefined;
+  }
+}
+
+function clipMin(n: GraphNode): number | undefined {
+  if (n.attrs.has("min")) return attrFloat(n, "min", -Infinity);
+  return undefined; // opset >= 11 passes min as an input; resolved by the caller when constant
+}
+
+const product = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
+
+/** Groups the top-level graph into layers, in topological order. */
+export function findLayers(model: Model, index = new GraphIndex(model)): Layer[] {
+  const layers: Layer[] = [];
+  const c = model.constants;
+  const floatConst = (name: string | undefined): ConstTensor | undefined => {
+    const t = name ? c.get(name) : undefined;
+    return t && (t.dtype === "float32" || t.dtype === "float16" || t.dtype === "bfloat16" || t.dtype === "float64") ? t : undefined;
+  };
+
+  for (const node of model.nodes) {
+    const spec = describe(node, floatConst, (n) => index.isConstant(n));
+    if (!spec) continue;
+    const nodes = [node];
+    let output = node.outputs[0];
+    let bias = spec.bias;
+    let activation: Activation | undefined;
+    let followedByNorm = false;
+
+    // A separate bias Add (MatMul+Add, CNTK Conv+Add) belongs to the layer.
+    const next = index.soleConsumer(output);
+    if (next?.opType === "Add" && spec.kind !== "norm") {
+      const other = next.inputs.find((i) => i !== output);
+      const b = floatConst(other);
+      if (b && b.size <= Math.max(1, spec.fanOut ?? 1)) {
+        bias = b;
+        nodes.push(next);
+        output = next.outputs[0];
+      }
+    }
+    const act = index.soleConsumer(output);
+    if (act) {
+      let kind = activationOf(act);
+      if (act.opType === "Clip" && kind === undefined && act.inputs[1]) {
+        const min = c.get(act.inputs[1]);
+        if (min && min.size === 1 && min.values()[0] === 0) kind = "relu";
+      }
+      if (kind) {
+        activation = kind;
+        nodes.push(act);
+        output = act.outputs[0];
+      }
+    }
+    for (const consumer of index.consumersOf(output)) {
+      if (normOps.has(consumer.opType) || consumer.opType === "ReduceMean") followedByNorm = true;
+    }
+
+    const weightName = spec.weight?.name;
+    const module = modulePathFromNodeName(node.name) ?? (weightName ? modulePathFromWeightName(weightName) : undefined);
+    layers.push({
+      id: layers.length,
+      name: module ?? (node.proto.name || weightName || node.outputs[0]),
+      module,
+      op: node.opType,
+      kind: spec.kind,
+      node,
+      nodes,
+      weight: spec.weight,
+      bias,
+      fanIn: spec.fanIn,
+      fanOut: spec.fanOut,
+      units: spec.units,
+      activation,
+      output,
+      followedByNorm,
+      unitAxis: spec.kind === "conv" || (spec.kind === "norm" && node.opType !== "LayerNormalization") ? "channel" : "last",
+    });
+  }
+  // Module paths can repeat (two Convs in one module); keep names unique for the user.
+  const seen = new Map<string, number>();
+  return layers.map((l) => {
+    const k = seen.get(l.name) ?? 0;
+    seen.set(l.name, k + 1);
+    return k === 0 ? l : { ...l, name: `${l.name}#${k + 1}` };
+  });
+}
+
+interface LayerSpec {
+  kind: LayerKind;
+  weight?: ConstTensor;
+  bias?: ConstTensor;
+  fanIn?: number;
+  fanOut?: number;
+  units?: UnitLayout;
+}
+
+/**
+ * Recognises a parameterised op and computes its fan-in/fan-out with PyTorch's convention
+ * (torch.nn.init._calculate_fan_in_and_fan_out), since that is what users initialise with.
+ */
+function describe(
+  node: GraphNode,
+  floatConst: (name: string | undefined) => ConstTensor | undefined,
+  isConstant: (name: string) => boolean,
+): LayerSpec | undefined {
+  const [in0, in1, in2] = node.inputs;
+  switch (node.opType) {
+    case "Conv": {
+      const w = floatConst(in1);
+      if (!w || w.dims.length < 3) return undefined;
+      const receptive = product(w.dims.slice(2));
+      return {
+        kind: "conv", weight: w, bias: floatConst(in2),
+        fanIn: w.dims[1] * receptive, fanOut: w.dims[0] * receptive,
+        units: { outer: 1, units: w.dims[0], inner: w.dims[1] * receptive },
+      };
+    }
+    case "ConvTranspose": {
+      const w = floatConst(in1);
+      if (!w || w.dims.length < 3) return undefined;
+      const receptive = product(w.dims.slice(2));
+      return {
+        kind: "conv", weight: w, bias: floatConst(in2),
+        fanIn: w.dims[1] * receptive, fanOut: w.dims[0] * receptive,
+        units: { outer: w.dims[0], units: w.dims[1], inner: receptive },
+      };
+    }
+    case "Gemm": {
+      const w = floatConst(in1);
+      if (!w || w.dims.length !== 2 || isConstant(in0)) return undefined;
+      const transB = attrInt(node, "transB", 0) === 1;
+      const [k, n] = transB ? [w.dims[1], w.dims[0]] : [w.dims[0], w.dims[1]];
+      return {
+        kind: "linear", weight: w, bias: floatConst(in2), fanIn: k, fanOut: n,
+        units: transB ? { outer: 1, units: n, inner: k } : { outer: k, units: n, inner: 1 },
+      };
+    }
+    case "MatMul": {
+      const b = floatConst(in1);
+      const a = floatConst(in0);
+      if (b && !a && b.dims.length >= 2) {
+        const [k, n] = b.dims.slice(-2);
+        return { kind: "linear", weight: b, fanIn: k, fanOut: n, units: { outer: product(b.dims.slice(0, -1)), units: n, inner: 1 } };
+      }
+      if (a && !b && a.dims.length >= 2) {
+        const [m, k] = a.dims.slice(-2);
+        return { kind: "linear", weight: a, fanIn: k, fanOut: m, units: { outer: product(a.dims.slice(0, -2)), units: m, inner: k } };
+      }
+      return undefined;
+    }
+    case "LSTM": case "GRU": case "RNN": {
+      const w = floatConst(in1);
+      if (!w || w.dims.length !== 3) return undefined;
+      return { kind: "recurrent", weight: w, bias: floatConst(in2), fanIn: w.dims[2], fanOut: w.dims[1] };
+    }
+    case "Gather": {
+      const table = floatConst(in0);
+      if (!table || table.dims.length !== 2 || isConstant(in1)) return undefined;
+      return { kind: "embedding", weight: table, fanIn: table.dims[0], fanOut: table.dims[1] };
+    }
+    default:
+      if (normOps.has(node.opType)) {
+        const scale = floatConst(in1);
+        if (!scale) return undefined;
+        return { kind: "norm", weight: scale, bias: floatConst(in2), fanOut: scale.size };
+      }
+      return undefined;
+  }
+}

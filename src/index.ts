@@ -1,0 +1,165 @@
+import { GraphIndex } from "./graph/index";
+import { findLayers, type Layer } from "./graph/layers";
+import { DoctorError, oneLine } from "./onnx/errors";
+import { isFloat } from "./onnx/dtype";
+import { loadModel } from "./onnx/load";
+import type { Model } from "./onnx/model";
+import { planProbe, type ProbeOptions, type ProbePlan } from "./probe/inputs";
+import { runProbe, type ProbeHooks, type ProbeResult } from "./probe/run";
+import { RULES } from "./rules/all";
+import type { RuleContext } from "./rules/rule";
+import { SCHEMA_VERSION, type Finding, type LayerReport, type Report, type WeightReport } from "./report/types";
+import { constantMoments, moments } from "./stats/moments";
+import { TOOL_NAME, TOOL_VERSION } from "./version";
+
+/** Options for {@link analyze}. */
+export interface AnalyzeOptions extends ProbeOptions {
+  /** Only read the weights; do not run the model. */
+  staticOnly?: boolean;
+  intraOpThreads?: number;
+}
+
+/**
+ * The engine's facade, used by the CLI and the extension's worker alike: loads the model,
+ * summarises every layer's weights, runs the forward probe (unless `staticOnly`), applies all
+ * rules and returns the report. Throws {@link DoctorError} only when the file cannot be read as
+ * ONNX at all; everything else (a model onnxruntime cannot run, bad probe data) ends up in the
+ * report as `probe.error` plus a finding.
+ */
+export async function analyze(path: string, options: AnalyzeOptions = {}, hooks: ProbeHooks = {}): Promise<Report> {
+  hooks.progress?.(0, "reading the model");
+  const model = loadModel(path);
+  const index = new GraphIndex(model);
+  const layers = findLayers(model, index);
+  const reports = layers.map((l) => layerReport(l));
+  const findings: Finding[] = [];
+
+  let probe: ProbeResult | undefined;
+  let plan: ProbePlan | undefined;
+  let probeError: string | undefined;
+  if (!options.staticOnly) {
+    try {
+      plan = planProbe(model, options);
+      probe = await runProbe(model, layers, plan, { ...hooks, intraOpThreads: options.intraOpThreads ?? hooks.intraOpThreads });
+      for (const r of reports) {
+        const a = probe.activations.get(r.id);
+        if (a) r.activation = { ...a, histogram: { ...a.histogram } };
+      }
+    } catch (e) {
+      if (e instanceof DoctorError && e.code === "cancelled") throw e;
+      probeError = oneLine(e);
+      findings.push({
+        ruleId: "model.unsupported/probe", category: e instanceof DoctorError && e.code === "model.invalid" ? "model.invalid" : "model.unsupported",
+        severity: "error",
+        message: `The probe could not run, so only the weights were checked: ${probeError}`,
+        evidence: {},
+        fix: e instanceof DoctorError && e.code === "probe.input"
+          ? "Give probe data that matches the model's inputs (--input x.npy|x.npz, --dim name=value)."
+          : "Check that onnxruntime supports every op and type in the model (custom ops need their library), and that --dim values give shapes the model accepts.",
+      });
+    }
+  }
+
+  const ctx: RuleContext = { model, index, layers, reports, probe, modelLooksTrained: looksTrained(reports) };
+  for (const rule of RULES) {
+    if (rule.needsProbe && !probe) continue;
+    findings.push(...rule.check(ctx));
+  }
+  const order = { error: 0, warning: 1, info: 2 } as const;
+  const layerOrder = new Map(layers.map((l) => [l.name, l.id]));
+  findings.sort((a, b) => order[a.severity] - order[b.severity] || (layerOrder.get(a.layer ?? "") ?? -1) - (layerOrder.get(b.layer ?? "") ?? -1));
+
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    tool: { name: TOOL_NAME, version: TOOL_VERSION },
+    model: {
+      path, sha256: model.sha256, irVersion: model.irVersion, opsets: { ...model.opsets }, producer: model.producer,
+      parameterCount: parameterCount(model), nodeCount: model.nodes.length + model.subgraphNodes.length, sizeBytes: model.byteLength,
+    },
+    probe: {
+      ran: !!probe,
+      inputs: (plan?.inputs ?? []).map((i) => ({ name: i.name, shape: [...i.shape], dtype: i.dtype, source: i.source })),
+      batchSize: plan?.batchSize ?? 0,
+      batches: plan?.batches ?? 0,
+      loss: null,
+      seed: plan?.seed ?? options.seed ?? 0,
+      ...(probe ? { seconds: probe.seconds } : {}),
+      ...(probeError ? { error: probeError } : {}),
+    },
+    layers: reports,
+    findings,
+    summary: {
+      errors: findings.filter((f) => f.severity === "error").length,
+      warnings: findings.filter((f) => f.severity === "warning").length,
+      infos: findings.filter((f) => f.severity === "info").length,
+    },
+  };
+}
+
+/** Weight summary of one layer. Decodes the tensor once and lets it go (streams over tensors). */
+function layerReport(layer: Layer): LayerReport {
+  const report: LayerReport = {
+    id: layer.id, name: layer.name, module: layer.module ?? null, op: layer.op, kind: layer.kind, depth: layer.id,
+    activationFunction: layer.activation ?? null, followedByNorm: layer.followedByNorm, node: layer.node.name,
+  };
+  const w = layer.weight;
+  if (!w) return report;
+  let values: Float32Array | Float64Array | undefined;
+  let m;
+  try {
+    if (w.fill !== undefined) m = constantMoments(w.fill, w.size);
+    else m = moments((values = w.values()));
+  } catch (e) {
+    if (e instanceof DoctorError) throw e;
+    throw new DoctorError("model.invalid", `cannot read weight ${w.name}: ${oneLine(e)}`);
+  }
+  const hasFan = layer.fanIn !== undefined && layer.fanOut !== undefined && (layer.kind === "linear" || layer.kind === "conv");
+  const weight: WeightReport = {
+    tensor: w.name, shape: [...w.dims], dtype: w.dtype, source: w.source,
+    fanIn: layer.fanIn ?? null, fanOut: layer.fanOut ?? null,
+    mean: m.mean, std: m.std, min: m.min, max: m.max, zeroFraction: m.zeroFraction, nonFinite: m.nonFinite,
+    kurtosis: m.kurtosis,
+    looksTrained: w.size >= 256 && (m.kurtosis > (w.size >= 4096 ? 1 : 1.5) || Math.abs(m.skewness) > 0.5),
+    identicalUnits: layer.units && layer.units.units >= 2 ? (w.fill !== undefined || m.std === 0 ? true : values ? identicalUnits(values, layer.units) : null) : null,
+    expectedStd: hasFan
+      ? { he: Math.sqrt(2 / layer.fanIn!), xavier: Math.sqrt(2 / (layer.fanIn! + layer.fanOut!)), lecun: Math.sqrt(1 / layer.fanIn!) }
+      : null,
+  };
+  if (layer.bias && isFloat(layer.bias.dtype)) {
+    // A NaN bias poisons the layer just like a NaN weight.
+    const b = layer.bias.fill !== undefined ? constantMoments(layer.bias.fill, layer.bias.size) : moments(layer.bias.values());
+    weight.nonFinite += b.nonFinite;
+  }
+  report.weight = weight;
+  return report;
+}
+
+/** True when every output unit's weights equal unit 0's (more than one unit). */
+function identicalUnits(values: ArrayLike<number>, layout: { outer: number; units: number; inner: number }): boolean {
+  const { outer, units, inner } = layout;
+  if (units < 2 || outer * units * inner !== values.length) return false;
+  for (let o = 0; o < outer; o++) {
+    const base = o * units * inner;
+    for (let u = 1; u < units; u++) {
+      for (let i = 0; i < inner; i++) if (values[base + u * inner + i] !== values[base + i]) return false;
+    }
+  }
+  return true;
+}
+
+/** A model whose sizeable weight layers mostly look trained is not judged as freshly initialised. */
+function looksTrained(reports: readonly LayerReport[]): boolean {
+  const sized = reports.filter((r) => r.weight && (r.kind === "linear" || r.kind === "conv") && r.weight.shape.reduce((a, b) => a * b, 1) >= 256);
+  return sized.length > 0 && sized.filter((r) => r.weight!.looksTrained).length * 2 >= sized.length;
+}
+
+function parameterCount(model: Model): number {
+  let n = 0;
+  for (const t of model.constants.values()) {
+    if (isFloat(t.dtype) && t.source !== "Identity" && t.source !== "Cast" && t.size > 1) n += t.size;
+  }
+  return n;
+}
+
+export { DoctorError } from "./onnx/errors";
+export type { Report } from "./report/types";

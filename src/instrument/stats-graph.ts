@@ -1,0 +1,162 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  AttributeProto_AttributeType as AttrType,
+  AttributeProtoSchema,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  TensorProto_DataType as DT,
+  TensorProtoSchema,
+  ValueInfoProtoSchema,
+  type AttributeProto,
+  type NodeProto,
+  type TensorProto,
+} from "../onnx/gen/onnx_pb";
+import type { Model } from "../onnx/model";
+import { defaultOpset } from "../onnx/model";
+
+/** A tensor to summarise inside the graph, and which extra statistics it needs. */
+export interface Tap {
+  readonly tensor: string;
+  /** Count |a| > 0.99 (tanh) or a outside [0.01, 0.99] (sigmoid). */
+  readonly saturation?: "tanh" | "sigmoid";
+  /** Output the per-position maximum over the batch, to find units that never fire. */
+  readonly unitMax?: boolean;
+  /** Cast to float32 first (float16/bfloat16/double tensors). */
+  readonly castToFloat?: boolean;
+}
+
+/** Names of the graph outputs that carry one tap's statistics. */
+export interface TapOutputs {
+  readonly mean: string;
+  readonly m2: string;
+  readonly max: string;
+  readonly min: string;
+  readonly size: string;
+  readonly nonzero: string;
+  readonly saturated?: string;
+  readonly unitMax?: string;
+  readonly sample: string;
+}
+
+/** Values kept per batch for the histogram: a strided sample, so the cost does not grow with size. */
+export const SAMPLE_SIZE = 2048;
+
+/**
+ * Appends per-tensor reductions to a copy of the model (DESIGN decision 1): only scalars and small
+ * vectors leave onnxruntime, never whole activations. Emits ops in the forms the model's own opset
+ * accepts (attribute axes before opset 18, attribute Slice before opset 10).
+ */
+export function instrumentStatistics(model: Model, taps: readonly Tap[]): { bytes: Uint8Array; outputs: TapOutputs[] } {
+  const opset = defaultOpset(model);
+  const b = new NodeBuilder("__doctor");
+  const outputs: TapOutputs[] = [];
+  const zero = b.constFloat(0);
+  for (const tap of taps) {
+    const x = tap.castToFloat ? b.op("Cast", [tap.tensor], { to: DT.FLOAT }) : tap.tensor;
+    const mean = b.op("ReduceMean", [x], { keepdims: 0 });
+    const m2 = b.op("ReduceSumSquare", [b.op("Sub", [x, mean])], { keepdims: 0 });
+    const max = b.op("ReduceMax", [x], { keepdims: 0 });
+    const min = b.op("ReduceMin", [x], { keepdims: 0 });
+    const size = b.op("Size", [x]);
+    const abs = b.op("Abs", [x]);
+    const nonzero = b.countTrue(b.op("Greater", [abs, zero]));
+    let saturated: string | undefined;
+    if (tap.saturation === "tanh") saturated = b.countTrue(b.op("Greater", [abs, b.constFloat(0.99)]));
+    if (tap.saturation === "sigmoid") {
+      saturated = b.countTrue(b.op("Greater", [b.op("Abs", [b.op("Sub", [x, b.constFloat(0.5)])]), b.constFloat(0.49)]));
+    }
+    let unitMax: string | undefined;
+    if (tap.unitMax) {
+      const flat = b.op("Flatten", [x], { axis: 1 });
+      unitMax = opset >= 18 ? b.op("ReduceMax", [flat, b.constInts([0])], { keepdims: 0 }) : b.op("ReduceMax", [flat], { axes: [0], keepdims: 0 });
+    }
+    const flat = b.op("Reshape", [x, b.constInts([-1])]);
+    let sample: string;
+    if (opset >= 10) {
+      // step = ceil(size / SAMPLE_SIZE) >= 1, computed in the graph because shapes may be dynamic.
+      const k = b.constInts([SAMPLE_SIZE]);
+      const step = b.op("Div", [b.op("Add", [b.op("Reshape", [size, b.constInts([1])]), b.constInts([SAMPLE_SIZE - 1])]), k]);
+      sample = b.op("Slice", [flat, b.constInts([0]), b.constInts([Number.MAX_SAFE_INTEGER]), b.constInts([0]), step]);
+    } else {
+      sample = b.op("Slice", [flat], { starts: [0], ends: [SAMPLE_SIZE], axes: [0] });
+    }
+    outputs.push({ mean, m2, max, min, size, nonzero, saturated, unitMax, sample });
+  }
+  const names = outputs.flatMap((o) => [o.mean, o.m2, o.max, o.min, o.size, o.nonzero, o.saturated, o.unitMax, o.sample]).filter((n): n is string => !!n);
+  return { bytes: serializeWith(model, b.nodes, b.initializers, names), outputs };
+}
+
+/** Serialises the model with extra nodes, constants and outputs; the original proto is untouched. */
+export function serializeWith(model: Model, nodes: NodeProto[], initializers: TensorProto[], outputNames: readonly string[]): Uint8Array {
+  const graph = model.proto.graph!;
+  const existing = new Set(graph.output.map((o) => o.name));
+  const copy = create(ModelProtoSchema, {
+    ...model.proto,
+    graph: create(GraphProtoSchema, {
+      ...graph,
+      node: [...graph.node, ...nodes],
+      initializer: [...graph.initializer, ...initializers],
+      output: [...graph.output, ...outputNames.filter((n) => !existing.has(n)).map((name) => create(ValueInfoProtoSchema, { name }))],
+    }),
+  });
+  return toBinary(ModelProtoSchema, copy);
+}
+
+type AttrValue = number | number[] | string;
+
+/** Emits ONNX nodes with unique names under a prefix that cannot clash with the model's own. */
+export class NodeBuilder {
+  readonly nodes: NodeProto[] = [];
+  readonly initializers: TensorProto[] = [];
+  private counter = 0;
+  private readonly floatConsts = new Map<number, string>();
+  private readonly intConsts = new Map<string, string>();
+
+  constructor(private readonly prefix: string) {}
+
+  fresh(hint: string): string {
+    return `${this.prefix}/${hint}_${this.counter++}`;
+  }
+
+  op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
+    const out = this.fresh(opType);
+    this.nodes.push(create(NodeProtoSchema, {
+      name: out, opType, input: inputs, output: [out],
+      attribute: Object.entries(attrs).map(([name, v]) => attribute(name, v)),
+    }));
+    return out;
+  }
+
+  /** Number of true elements, as a float scalar. */
+  countTrue(bool: string): string {
+    return this.op("ReduceSum", [this.op("Cast", [bool], { to: DT.FLOAT })], { keepdims: 0 });
+  }
+
+  constFloat(v: number): string {
+    let name = this.floatConsts.get(v);
+    if (!name) {
+      name = this.fresh("const");
+      this.initializers.push(create(TensorProtoSchema, { name, dataType: DT.FLOAT, dims: [], floatData: [v] }));
+      this.floatConsts.set(v, name);
+    }
+    return name;
+  }
+
+  constInts(v: number[]): string {
+    const key = v.join(",");
+    let name = this.intConsts.get(key);
+    if (!name) {
+      name = this.fresh("ints");
+      this.initializers.push(create(TensorProtoSchema, { name, dataType: DT.INT64, dims: [BigInt(v.length)], int64Data: v.map(BigInt) }));
+      this.intConsts.set(key, name);
+    }
+    return name;
+  }
+}
+
+function attribute(name: string, v: AttrValue): AttributeProto {
+  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: AttrType.STRING, s: new TextEncoder().encode(v) });
+  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: AttrType.INTS, ints: v.map(BigInt) });
+  return create(AttributeProtoSchema, { name, type: AttrType.INT, i: BigInt(v) });
+}

@@ -1,0 +1,98 @@
+import { TensorProto_DataType as DT } from "./gen/onnx_pb";
+
+/** Element types the engine understands, named as numpy does. */
+export type DType =
+  | "float32" | "float16" | "bfloat16" | "float64"
+  | "int8" | "uint8" | "int16" | "uint16" | "int32" | "uint32" | "int64" | "uint64"
+  | "bool" | "string" | "unsupported";
+
+const byCode: Partial<Record<number, DType>> = {
+  [DT.FLOAT]: "float32", [DT.FLOAT16]: "float16", [DT.BFLOAT16]: "bfloat16", [DT.DOUBLE]: "float64",
+  [DT.INT8]: "int8", [DT.UINT8]: "uint8", [DT.INT16]: "int16", [DT.UINT16]: "uint16",
+  [DT.INT32]: "int32", [DT.UINT32]: "uint32", [DT.INT64]: "int64", [DT.UINT64]: "uint64",
+  [DT.BOOL]: "bool", [DT.STRING]: "string",
+};
+
+export function dtypeFromOnnx(code: number): DType {
+  return byCode[code] ?? "unsupported";
+}
+
+export function onnxName(code: number): string {
+  return DT[code] ?? `type ${code}`;
+}
+
+/** Bytes per element in raw_data, or 0 for types we cannot read element-wise. */
+export function byteSize(dtype: DType): number {
+  switch (dtype) {
+    case "float64": case "int64": case "uint64": return 8;
+    case "float32": case "int32": case "uint32": return 4;
+    case "float16": case "bfloat16": case "int16": case "uint16": return 2;
+    case "int8": case "uint8": case "bool": return 1;
+    default: return 0;
+  }
+}
+
+export function isFloat(dtype: DType): boolean {
+  return dtype === "float32" || dtype === "float16" || dtype === "bfloat16" || dtype === "float64";
+}
+
+// IEEE half -> float via a shared lookup of the exponent/mantissa, exact for all 65536 values.
+const halfTable = (() => {
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) t[h] = sign * frac * 2 ** -24;
+    else if (exp === 31) t[h] = frac ? NaN : sign * Infinity;
+    else t[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return t;
+})();
+
+/**
+ * Decodes little-endian raw tensor bytes into float32 (or float64 for doubles). Always copies,
+ * because protobuf hands out views into the file that are often misaligned for typed arrays.
+ */
+export function decodeRaw(bytes: Uint8Array, dtype: DType, count: number): Float32Array | Float64Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const need = count * byteSize(dtype);
+  if (bytes.byteLength < need) throw new RangeError(`raw data has ${bytes.byteLength} bytes, ${need} expected`);
+  switch (dtype) {
+    case "float32": {
+      const out = new Float32Array(count);
+      new Uint8Array(out.buffer).set(bytes.subarray(0, need));
+      return out;
+    }
+    case "float64": {
+      const out = new Float64Array(count);
+      new Uint8Array(out.buffer).set(bytes.subarray(0, need));
+      return out;
+    }
+    case "float16": {
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = halfTable[view.getUint16(2 * i, true)];
+      return out;
+    }
+    case "bfloat16": {
+      const out = new Float32Array(count);
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < count; i++) bits[i] = view.getUint16(2 * i, true) << 16;
+      return out;
+    }
+    case "int8": { const out = new Float32Array(count); for (let i = 0; i < count; i++) out[i] = view.getInt8(i); return out; }
+    case "uint8": case "bool": { const out = new Float32Array(count); out.set(bytes.subarray(0, count)); return out; }
+    case "int16": { const out = new Float32Array(count); for (let i = 0; i < count; i++) out[i] = view.getInt16(2 * i, true); return out; }
+    case "uint16": { const out = new Float32Array(count); for (let i = 0; i < count; i++) out[i] = view.getUint16(2 * i, true); return out; }
+    case "int32": { const out = new Float64Array(count); for (let i = 0; i < count; i++) out[i] = view.getInt32(4 * i, true); return out; }
+    case "uint32": { const out = new Float64Array(count); for (let i = 0; i < count; i++) out[i] = view.getUint32(4 * i, true); return out; }
+    case "int64": { const out = new Float64Array(count); for (let i = 0; i < count; i++) out[i] = Number(view.getBigInt64(8 * i, true)); return out; }
+    case "uint64": { const out = new Float64Array(count); for (let i = 0; i < count; i++) out[i] = Number(view.getBigUint64(8 * i, true)); return out; }
+    default: throw new RangeError(`cannot decode ${dtype}`);
+  }
+}
+
+/** float16 bits stored in int32_data (the ONNX convention for non-raw half tensors). */
+export function halfBitsToFloat(bits: number): number {
+  return halfTable[bits & 0xffff];
+}

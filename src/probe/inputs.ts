@@ -1,0 +1,168 @@
+import { readFileSync } from "node:fs";
+import { basename, extname } from "node:path";
+import type { DType } from "../onnx/dtype";
+import { DoctorError } from "../onnx/errors";
+import type { Model, ValueSpec } from "../onnx/model";
+import { GraphIndex } from "../graph/index";
+import type { HostTensor } from "../runtime/session";
+import { Random } from "../stats/random";
+import { parseNpy, parseNpz } from "./npy";
+
+/** What the user asked the probe to feed. */
+export interface ProbeOptions {
+  batchSize?: number;
+  batches?: number;
+  seed?: number;
+  /** Values for symbolic dimensions, e.g. `{ seq: 128 }`. */
+  dims?: Record<string, number>;
+  /** A .npy (for the first input) or .npz (keys = input names) file. */
+  inputFile?: string;
+  /** Constant values for inputs, e.g. `{ sr: 16000 }` for a sample-rate scalar. */
+  fill?: Record<string, number>;
+}
+
+/** One model input as it will be fed, for the report. */
+export interface InputPlan {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly source: "synthetic-normal" | "synthetic-ids" | "synthetic-ones" | "fill" | "file";
+}
+
+export interface ProbePlan {
+  readonly inputs: readonly InputPlan[];
+  readonly batchSize: number;
+  readonly batches: number;
+  readonly seed: number;
+  /** Makes the feeds of batch `b` (0-based). */
+  feeds(b: number): Record<string, HostTensor>;
+}
+
+export const DEFAULT_BATCH_SIZE = 8;
+export const DEFAULT_BATCHES = 2;
+/** Size for dynamic non-batch dims: big enough for most convs, small enough to be quick. */
+export const DEFAULT_DYNAMIC_DIM = 64;
+
+/**
+ * Decides shapes and data for each model input: the first dynamic dimension is the batch,
+ * other dynamic dimensions come from `--dim name=value` or a default; integer inputs that index
+ * an embedding get valid ids.
+ */
+export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
+  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const seed = options.seed ?? 0;
+  const fileData = options.inputFile ? readInputFile(options.inputFile, model.inputs) : undefined;
+  const index = new GraphIndex(model);
+
+  if (fileData) {
+    const first = [...fileData.values()][0];
+    const rows = first.dims[0] ?? 1;
+    const available = Math.max(1, Math.ceil(rows / batchSize));
+    const batches = Math.min(options.batches ?? available, available);
+    const inputs: InputPlan[] = model.inputs.map((spec) => {
+      const t = fileData.get(spec.name);
+      if (t) return { name: spec.name, dtype: t.dtype, shape: t.dims, source: "file" };
+      const shape = resolveShape(spec, batchSize, options.dims ?? {});
+      return { name: spec.name, dtype: spec.dtype, shape, source: options.fill?.[spec.name] !== undefined ? "fill" : "synthetic-ones" };
+    });
+    return {
+      inputs, batchSize, batches, seed,
+      feeds: (b) => {
+        const feeds: Record<string, HostTensor> = {};
+        for (const plan of inputs) {
+          const t = fileData.get(plan.name);
+          feeds[plan.name] = t ? sliceRows(t, b * batchSize, batchSize) : synthetic(plan, new Random(seed + b), options.fill, index);
+        }
+        return feeds;
+      },
+    };
+  }
+
+  const inputs: InputPlan[] = model.inputs.map((spec) => {
+    const shape = resolveShape(spec, batchSize, options.dims ?? {});
+    const fill = options.fill?.[spec.name];
+    const source = fill !== undefined ? "fill" : spec.dtype.startsWith("float") ? "synthetic-normal" : embeddingSize(spec.name, index) ? "synthetic-ids" : "synthetic-ones";
+    return { name: spec.name, dtype: spec.dtype, shape, source };
+  });
+  return {
+    inputs, batchSize, batches: options.batches ?? DEFAULT_BATCHES, seed,
+    feeds: (b) => {
+      const random = new Random(seed * 7919 + b);
+      const feeds: Record<string, HostTensor> = {};
+      for (const plan of inputs) feeds[plan.name] = synthetic(plan, random, options.fill, index);
+      return feeds;
+    },
+  };
+}
+
+function resolveShape(spec: ValueSpec, batchSize: number, dims: Record<string, number>): number[] {
+  if (!spec.shape) throw new DoctorError("probe.input", `input "${spec.name}" has no declared shape; give data with --input`);
+  return spec.shape.map((d, i) => {
+    if (typeof d === "number" && d > 0) return d;
+    if (typeof d === "string" && dims[d] !== undefined) return dims[d];
+    if (i === 0) return batchSize;
+    if (typeof d === "string" && /batch/i.test(d)) return batchSize;
+    return DEFAULT_DYNAMIC_DIM;
+  });
+}
+
+/** Vocabulary size when this integer input indexes a constant table through Gather. */
+function embeddingSize(input: string, index: GraphIndex): number | undefined {
+  for (const c of index.consumersOf(input)) {
+    if (c.opType === "Gather" && c.inputs[1] === input) {
+      const table = index.model.constants.get(c.inputs[0]);
+      if (table) return table.dims[0];
+    }
+  }
+  return undefined;
+}
+
+function synthetic(plan: InputPlan, random: Random, fill: Record<string, number> | undefined, index: GraphIndex): HostTensor {
+  const count = plan.shape.reduce((a, b) => a * b, 1);
+  const constant = fill?.[plan.name];
+  const vocab = embeddingSize(plan.name, index);
+  const value = (): number => constant ?? (plan.dtype.startsWith("float") ? random.normal() : vocab ? random.int(vocab) : 1);
+  switch (plan.dtype) {
+    case "float32": return { dtype: "float32", dims: plan.shape, data: Float32Array.from({ length: count }, value) };
+    case "float64": return { dtype: "float64", dims: plan.shape, data: Float64Array.from({ length: count }, value) };
+    case "int64": return { dtype: "int64", dims: plan.shape, data: BigInt64Array.from({ length: count }, () => BigInt(Math.round(value()))) };
+    case "int32": return { dtype: "int32", dims: plan.shape, data: Int32Array.from({ length: count }, () => Math.round(value())) };
+    case "bool": return { dtype: "bool", dims: plan.shape, data: Uint8Array.from({ length: count }, () => (value() ? 1 : 0)) };
+    case "uint8": return { dtype: "uint8", dims: plan.shape, data: Uint8Array.from({ length: count }, () => Math.round(value())) };
+    case "int8": return { dtype: "int8", dims: plan.shape, data: Int8Array.from({ length: count }, () => Math.round(value())) };
+    default: throw new DoctorError("probe.input", `input "${plan.name}" has type ${plan.dtype}; give it with --input`);
+  }
+}
+
+function readInputFile(file: string, specs: readonly ValueSpec[]): Map<string, HostTensor> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(file);
+  } catch (e) {
+    throw new DoctorError("probe.input", `cannot read probe data ${file}: ${e instanceof Error ? e.message : e}`);
+  }
+  const label = basename(file);
+  const data = extname(file).toLowerCase() === ".npz" ? parseNpz(bytes, label) : new Map([[specs[0]?.name ?? "input", parseNpy(bytes, label)]]);
+  for (const [name, t] of data) {
+    const spec = specs.find((s) => s.name === name);
+    if (!spec) throw new DoctorError("probe.input", `${label}: array "${name}" matches no model input (inputs: ${specs.map((s) => s.name).join(", ")})`);
+    if (spec.shape && spec.shape.length !== t.dims.length) {
+      throw new DoctorError("probe.input", `${label}: "${name}" has shape [${t.dims.join(",")}] but the model expects rank ${spec.shape.length} [${spec.shape.map((d) => d ?? "?").join(",")}]`);
+    }
+    spec.shape?.forEach((d, i) => {
+      if (i > 0 && typeof d === "number" && d > 0 && d !== t.dims[i]) {
+        throw new DoctorError("probe.input", `${label}: "${name}" has shape [${t.dims.join(",")}] but dimension ${i} must be ${d}`);
+      }
+    });
+    if (spec.dtype !== t.dtype) throw new DoctorError("probe.input", `${label}: "${name}" is ${t.dtype} but the model expects ${spec.dtype}`);
+  }
+  return data;
+}
+
+/** Rows [start, start+count) of a tensor along axis 0 (clamped to what exists). */
+function sliceRows(t: HostTensor, start: number, count: number): HostTensor {
+  const rows = t.dims[0] ?? 1;
+  const end = Math.min(rows, start + count);
+  const rowSize = t.dims.slice(1).reduce((a, b) => a * b, 1);
+  return { dtype: t.dtype, dims: [end - start, ...t.dims.slice(1)], data: t.data.subarray(start * rowSize, end * rowSize) as HostTensor["data"] };
+}

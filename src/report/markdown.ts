@@ -1,0 +1,27 @@
+import { fmt } from "../rules/rule";
+import type { Report } from "./types";
+
+/** Markdown with every model-provided string escaped, so names cannot inject markup. */
+export function toMarkdown(report: Report): string {
+  const esc = (s: string): string => s.replace(/[\\`*_{}[\]()<>#+|!~-]/g, (c) => `\\${c}`).replace(/\r?\n/g, " ");
+  const out: string[] = [];
+  const m = report.model;
+  out.push(`# ONNX Model Doctor report: ${esc(m.path)}`, "");
+  out.push(`${report.layers.length} layers, ${m.parameterCount.toLocaleString("en-US")} parameters, IR ${m.irVersion}, opset ${m.opsets[""] ?? "?"}, producer ${esc(m.producer || "unknown")}, sha256 \`${m.sha256.slice(0, 16)}…\``, "");
+  const p = report.probe;
+  out.push(p.ran ? `Probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${esc(i.name)} [${i.shape.join(", ")}] ${i.dtype} (${i.source})`).join("; ")}.` : p.error ? `Probe failed: ${esc(p.error)}` : "Probe not run (static analysis only).", "");
+  const s = report.summary;
+  out.push(`## Findings (${s.errors} errors, ${s.warnings} warnings, ${s.infos} info)`, "");
+  if (!report.findings.length) out.push("No problems found.", "");
+  for (const f of report.findings) {
+    out.push(`- **${f.severity}** \`${f.category}\`${f.layer ? ` in \`${f.layer.replace(/`/g, "'")}\`` : ""}: ${esc(f.message)}`);
+    out.push(`  - Fix: ${esc(f.fix)}`);
+  }
+  out.push("", "## Layers", "", "| # | layer | op | activation | weight std | He std | Xavier std | act. mean | act. std | zero % | saturated % | dead units |", "|---|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const l of report.layers) {
+    const w = l.weight;
+    const a = l.activation;
+    out.push(`| ${l.id} | ${esc(l.name)} | ${esc(l.op)} | ${l.activationFunction ?? ""} | ${w ? fmt(w.std) : ""} | ${w?.expectedStd ? fmt(w.expectedStd.he) : ""} | ${w?.expectedStd ? fmt(w.expectedStd.xavier) : ""} | ${a ? fmt(a.mean) : ""} | ${a ? fmt(a.std) : ""} | ${a ? fmt(100 * a.zeroFraction) : ""} | ${a?.saturatedFraction != null ? fmt(100 * a.saturatedFraction) : ""} | ${a?.deadUnits != null ? `${a.deadUnits}/${a.units}` : ""} |`);
+  }
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,43 @@
+import { fmt } from "../rules/rule";
+import type { Finding, Report } from "./types";
+
+/** The terminal report: findings first (what a user acts on), then the per-layer table. */
+export function toText(report: Report, options: { color?: boolean } = {}): string {
+  const paint = (code: number, s: string): string => (options.color ? `\x1b[${code}m${s}\x1b[0m` : s);
+  const sev = (f: Finding): string => (f.severity === "error" ? paint(31, "error  ") : f.severity === "warning" ? paint(33, "warning") : paint(36, "info   "));
+  const lines: string[] = [];
+  const m = report.model;
+  lines.push(`${m.path}: ${report.layers.length} layers, ${m.parameterCount.toLocaleString("en-US")} parameters, IR ${m.irVersion}, opset ${m.opsets[""] ?? "?"}${m.producer ? `, ${m.producer}` : ""}`);
+  const p = report.probe;
+  if (p.ran) lines.push(`probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${i.name}[${i.shape.join(",")}] ${i.dtype} (${i.source})`).join(", ")}${p.seconds !== undefined ? `; ${fmt(p.seconds)} s` : ""}`);
+  else lines.push(p.error ? `probe: failed (${p.error})` : "probe: not run (static analysis only)");
+  lines.push("");
+  if (report.findings.length === 0) lines.push("No problems found.");
+  for (const f of report.findings) {
+    lines.push(`${sev(f)}  ${f.category}  ${f.layer ?? f.node ?? ""}`.trimEnd());
+    lines.push(`  ${f.message}`);
+    lines.push(`  Fix: ${f.fix}`);
+  }
+  lines.push("");
+  lines.push(layerTable(report).join("\n"));
+  const s = report.summary;
+  lines.push("");
+  lines.push(`${s.errors} error(s), ${s.warnings} warning(s), ${s.infos} info`);
+  return lines.join("\n") + "\n";
+}
+
+/** Fixed-width per-layer table of weight and activation statistics. */
+function layerTable(report: Report): string[] {
+  const rows = [["#", "layer", "op", "act", "w.std", "he", "xavier", "a.mean", "a.std", "zero%", "sat%", "dead"]];
+  for (const l of report.layers) {
+    const w = l.weight;
+    const a = l.activation;
+    rows.push([
+      String(l.id), l.name, l.op, l.activationFunction ?? "", w ? fmt(w.std) : "", w?.expectedStd ? fmt(w.expectedStd.he) : "",
+      w?.expectedStd ? fmt(w.expectedStd.xavier) : "", a ? fmt(a.mean) : "", a ? fmt(a.std) : "", a ? fmt(100 * a.zeroFraction) : "",
+      a?.saturatedFraction != null ? fmt(100 * a.saturatedFraction) : "", a?.deadUnits != null ? `${a.deadUnits}/${a.units}` : "",
+    ]);
+  }
+  const widths = rows[0].map((_, c) => Math.min(40, Math.max(...rows.map((r) => r[c].length))));
+  return rows.map((r) => r.map((cell, c) => (cell.length > widths[c] ? `${cell.slice(0, widths[c] - 1)}…` : cell.padEnd(widths[c]))).join("  ").trimEnd());
+}

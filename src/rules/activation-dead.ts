@@ -1,0 +1,30 @@
+import type { Rule } from "./rule";
+import { fmt, isReluLike, layerTitle } from "./rule";
+
+/** Fraction of never-firing ReLU units from which a layer is reported. A healthy deep He-init
+ * ReLU net shows up to ~30% of units silent on a 16-sample probe, so the bar sits above that. */
+export const DEAD_WARNING_FRACTION = 0.5;
+
+/**
+ * ReLU units that never output a positive value on the probe: their gradient is zero for every
+ * input, so they never learn again (a large negative bias or a too-high learning rate does this).
+ */
+export const activationDead: Rule = {
+  id: "activation.dead",
+  needsProbe: true,
+  check: ({ layers, reports }) =>
+    layers.flatMap((layer) => {
+      const a = reports[layer.id].activation;
+      if (!a || !isReluLike(layer) || a.deadUnits === null || !a.units) return [];
+      const fraction = a.deadUnits / a.units;
+      if (fraction < DEAD_WARNING_FRACTION) return [];
+      const bias = reports[layer.id].weight && layer.bias ? layer.bias : undefined;
+      return [{
+        ruleId: "activation.dead", category: "activation.dead", severity: fraction === 1 ? "error" as const : "warning" as const,
+        layer: layer.name, node: layer.node.name, tensor: a.tensor,
+        message: `${layerTitle(layer)}: ${a.deadUnits} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); dead units get zero gradient and stop learning.`,
+        evidence: { deadUnits: a.deadUnits, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null },
+        fix: "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",
+      }];
+    }),
+};

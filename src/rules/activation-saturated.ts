@@ -1,0 +1,24 @@
+import type { Rule } from "./rule";
+import { fmt, layerTitle } from "./rule";
+
+/** Fraction of saturated outputs (tanh |a| > 0.99, sigmoid outside [0.01, 0.99]) that is reported. */
+export const SATURATED_FRACTION = 0.2;
+
+/** Saturated tanh/sigmoid units have derivative near 0, so almost no gradient passes through them. */
+export const activationSaturated: Rule = {
+  id: "activation.saturated",
+  needsProbe: true,
+  check: ({ layers, reports }) =>
+    layers.flatMap((layer) => {
+      const a = reports[layer.id].activation;
+      if (!a || a.saturatedFraction === null || !(a.saturatedFraction >= SATURATED_FRACTION)) return [];
+      const bound = layer.activation === "tanh" ? "|a| > 0.99" : "a < 0.01 or a > 0.99";
+      return [{
+        ruleId: "activation.saturated", category: "activation.saturated", severity: "warning" as const,
+        layer: layer.name, node: layer.node.name, tensor: a.tensor,
+        message: `${layerTitle(layer)}: ${fmt(100 * a.saturatedFraction)}% of outputs are saturated (${bound}), where the derivative is below 0.02; gradients through this layer nearly vanish.`,
+        evidence: { saturatedFraction: a.saturatedFraction, std: a.std },
+        fix: "Make pre-activations smaller: Xavier initialisation (std = sqrt(2/(fan_in+fan_out))), normalized inputs, or LayerNorm/BatchNorm before the nonlinearity.",
+      }];
+    }),
+};

@@ -1,0 +1,61 @@
+import type { Finding } from "../report/types";
+import type { Rule } from "./rule";
+import { fmt, layerTitle } from "./rule";
+
+/** Overall fall (or rise) of activation std from the first layer that counts as vanishing (exploding). */
+export const VANISH_RATIO = 1e-2;
+export const EXPLODE_RATIO = 1e2;
+
+/**
+ * The std of activations over depth. In a well-initialised net it stays roughly constant; a
+ * steady per-layer factor below 1 means the signal vanishes, above 1 that it explodes (the
+ * seed: with L layers the output scales like w^L). Layers followed by a normalization are left
+ * out because the normalization resets their scale.
+ */
+export const activationTrend: Rule = {
+  id: "activation.trend",
+  needsProbe: true,
+  check: ({ layers, reports }) => {
+    const seq = layers
+      .filter((l) => !l.followedByNorm && l.kind !== "embedding")
+      .map((l) => ({ layer: l, std: reports[l.id].activation?.std ?? NaN }))
+      .filter((s) => Number.isFinite(s.std));
+    if (seq.length < 3 || !(seq[0].std > 0)) return [];
+    const first = seq[0];
+    const logs = seq.map((s) => Math.log10(Math.max(s.std, 1e-30)));
+    const factor = 10 ** slope(logs);
+    const findings: Finding[] = [];
+    const min = seq.slice(1).reduce((a, b) => (b.std < a.std ? b : a));
+    const max = seq.slice(1).reduce((a, b) => (b.std > a.std ? b : a));
+    const stds = seq.map((s) => s.std);
+    if (min.std / first.std < VANISH_RATIO && factor < 0.7) {
+      findings.push({
+        ruleId: "activation.vanishing", category: "activation.vanishing", severity: "warning",
+        layer: min.layer.name, node: min.layer.node.name, tensor: min.layer.output,
+        message: `${layerTitle(min.layer)}: activation std falls from ${fmt(first.std)} (${first.layer.name}) to ${fmt(min.std)} (${min.layer.name}), about x${fmt(factor)} per layer, so the signal is almost gone before the output and gradients vanish with it.`,
+        evidence: { firstStd: first.std, minStd: min.std, ratio: min.std / first.std, perLayerFactor: factor, stds },
+        fix: "Initialise tanh/sigmoid layers with Xavier (std = sqrt(2/(fan_in+fan_out))) and ReLU layers with He (std = sqrt(2/fan_in)), or add normalization (BatchNorm/LayerNorm) between layers.",
+      });
+    }
+    if ((max.std / first.std > EXPLODE_RATIO && factor > 1.5) || max.std > 1e4) {
+      findings.push({
+        ruleId: "activation.exploding", category: "activation.exploding", severity: "warning",
+        layer: max.layer.name, node: max.layer.node.name, tensor: max.layer.output,
+        message: `${layerTitle(max.layer)}: activation std grows from ${fmt(first.std)} (${first.layer.name}) to ${fmt(max.std)} (${max.layer.name}), about x${fmt(factor)} per layer; activations and gradients explode.`,
+        evidence: { firstStd: first.std, maxStd: max.std, ratio: max.std / first.std, perLayerFactor: factor, stds },
+        fix: "Scale the weights down: He (std = sqrt(2/fan_in)) before ReLU, Xavier before tanh; or add normalization between layers, and clip gradients while training.",
+      });
+    }
+    return findings;
+  },
+};
+
+/** Least-squares slope of y over its index. */
+function slope(y: readonly number[]): number {
+  const n = y.length;
+  const mx = (n - 1) / 2;
+  const my = y.reduce((a, b) => a + b, 0) / n;
+  let num = 0, den = 0;
+  y.forEach((v, i) => { num += (i - mx) * (v - my); den += (i - mx) ** 2; });
+  return den ? num / den : 0;
+}

@@ -1,0 +1,56 @@
+import type { Layer } from "../graph/layers";
+import type { Finding, WeightReport } from "../report/types";
+import type { Rule } from "./rule";
+import { fmt, isReluLike, layerTitle } from "./rule";
+
+/** Below this fraction of the expected std the signal shrinks layer after layer. */
+export const SMALL_RATIO = 0.25;
+/** Above this multiple it grows layer after layer (or saturates tanh/sigmoid). */
+export const LARGE_RATIO = 2;
+
+/**
+ * Weight std against what keeps activation variance constant through depth: He,
+ * sqrt(2/fan_in), before ReLU-like units; Xavier, sqrt(2/(fan_in+fan_out)), or LeCun,
+ * sqrt(1/fan_in), before tanh/sigmoid/linear. PyTorch's default (std = LeCun/sqrt(3)) passes.
+ * Exempt: layers followed by a normalization (it rescales), and trained weights.
+ */
+export const initScale: Rule = {
+  id: "init.scale",
+  needsProbe: false,
+  check: ({ layers, reports, modelLooksTrained }) => {
+    if (modelLooksTrained) return [];
+    const findings: Finding[] = [];
+    for (const layer of layers) {
+      const w = reports[layer.id].weight;
+      if (!w?.expectedStd || layer.followedByNorm || w.looksTrained || w.zeroFraction === 1 || w.identicalUnits) continue;
+      if (!(w.std > 0) || (layer.kind !== "linear" && layer.kind !== "conv")) continue;
+      const { reference, lo, hi } = expectedRange(layer, w);
+      const ratio = w.std < lo ? w.std / lo : w.std > hi ? w.std / hi : 1;
+      if (ratio >= SMALL_RATIO && ratio <= LARGE_RATIO) continue;
+      const small = ratio < SMALL_RATIO;
+      const target = small ? lo : hi;
+      findings.push({
+        ruleId: small ? "init.scale-small" : "init.scale-large",
+        category: small ? "init.scale-small" : "init.scale-large",
+        severity: "warning",
+        layer: layer.name, node: layer.node.name, tensor: w.tensor,
+        message: `${layerTitle(layer)}: weight std ${fmt(w.std)} is ${fmt(ratio)}x the ${reference} std ${fmt(target)} for fan_in ${w.fanIn}${layer.activation ? ` before ${layer.activation}` : ""}; ` +
+          (small
+            ? "activations shrink at every such layer and gradients vanish."
+            : isReluLike(layer) ? "activations grow at every such layer and gradients explode." : "pre-activations are large, so tanh/sigmoid units saturate and their gradients vanish."),
+        evidence: { std: w.std, ratio, he: w.expectedStd.he, xavier: w.expectedStd.xavier, lecun: w.expectedStd.lecun, fanIn: w.fanIn, fanOut: w.fanOut, activation: layer.activation ?? null },
+        fix: isReluLike(layer)
+          ? `Use He initialisation: std = sqrt(2/fan_in) = ${fmt(w.expectedStd.he)} (torch.nn.init.kaiming_normal_(w, nonlinearity="relu")), or add BatchNorm after this layer.`
+          : `Use Xavier initialisation: std = sqrt(2/(fan_in+fan_out)) = ${fmt(w.expectedStd.xavier)} (torch.nn.init.xavier_normal_), or LeCun std = sqrt(1/fan_in) = ${fmt(w.expectedStd.lecun)}; or add LayerNorm between layers.`,
+      });
+    }
+    return findings;
+  },
+};
+
+function expectedRange(layer: Layer, w: WeightReport): { reference: string; lo: number; hi: number } {
+  const e = w.expectedStd!;
+  if (isReluLike(layer) || layer.activation === "gelu" || layer.activation === "elu") return { reference: "He", lo: e.he, hi: e.he };
+  // PyTorch's default init (kaiming_uniform with a = sqrt(5)) gives LeCun/sqrt(3); do not count it as too small.
+  return { reference: w.std < Math.min(e.xavier, e.lecun) ? "Xavier/LeCun" : "Xavier/LeCun", lo: Math.min(e.xavier, e.lecun), hi: Math.max(e.xavier, e.lecun) };
+}

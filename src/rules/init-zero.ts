@@ -1,0 +1,92 @@
+import type { GraphIndex } from "../graph/index";
+import type { Layer } from "../graph/layers";
+import type { Finding } from "../report/types";
+import type { Rule } from "./rule";
+import { layerTitle } from "./rule";
+
+const weightOps = new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "LSTM", "GRU", "RNN"]);
+
+/**
+ * All-zero weights. With zero weights every unit of a layer computes the same output and gets
+ * the same gradient (symmetry is never broken); for ReLU nets nothing upstream learns at all.
+ * Some zeros are deliberate: a LoRA B matrix, the last layer of a residual branch (so the block
+ * starts as the identity), or an output/single layer (whose inputs already differ).
+ */
+export const initZero: Rule = {
+  id: "init.zero",
+  needsProbe: false,
+  check: ({ layers, reports, index }) => {
+    const findings: Finding[] = [];
+    for (const layer of layers) {
+      const w = reports[layer.id].weight;
+      if (!w || w.zeroFraction < 1 || layer.kind === "embedding") continue;
+      const reason = intentionalReason(layer, layers, index);
+      const base = { ruleId: "init.zero", category: "init.zero" as const, layer: layer.name, node: layer.node.name, tensor: w.tensor };
+      if (layer.kind === "norm") {
+        findings.push({
+          ...base, ruleId: reason ? "init.zero/residual-gamma" : "init.zero/gamma",
+          severity: reason ? "info" : "warning",
+          message: reason
+            ? `${layerTitle(layer)}: the scale (gamma) is all zero; ${reason}, so the block starts as the identity (zero-init residual, expected).`
+            : `${layerTitle(layer)}: the normalization scale (gamma) is all zero, so this layer outputs only its bias and passes no gradient to earlier layers.`,
+          evidence: { zeroFraction: 1, elements: w.shape.reduce((a, b) => a * b, 1) },
+          fix: reason ? "Nothing to do if this is a freshly initialised model." : "Initialise gamma to 1 (PyTorch's default) unless this is the last normalization of a residual branch.",
+        });
+        continue;
+      }
+      findings.push({
+        ...base,
+        ruleId: reason ? "init.zero/intentional" : "init.zero",
+        severity: reason ? "info" : "error",
+        message: reason
+          ? `${layerTitle(layer)}: all-zero weights; ${reason}, expected at initialization.`
+          : `${layerTitle(layer)}: all ${w.shape.reduce((a, b) => a * b, 1)} weights are zero, so every unit computes the same output and receives the same gradient; the units never become different (symmetry is not broken).`,
+        evidence: { zeroFraction: 1, fanIn: w.fanIn, fanOut: w.fanOut },
+        fix: reason ? "Nothing to do if this is a freshly initialised model." : "Initialise with random weights: He, std = sqrt(2/fan_in), before ReLU; Xavier, std = sqrt(2/(fan_in+fan_out)), before tanh.",
+      });
+    }
+    return findings;
+  },
+};
+
+function intentionalReason(layer: Layer, layers: readonly Layer[], index: GraphIndex): string | undefined {
+  const names = `${layer.name} ${layer.weight?.name ?? ""}`;
+  if (/lora[._-]?b\b|lora_b|lora_up/i.test(names)) return "a LoRA B matrix";
+  if (isLowRankUp(layer, index)) return "a LoRA-style low-rank up-projection (B matrix)";
+  if (endsResidualBranch(layer, index)) return "it is the last layer of a residual branch";
+  if (layers.filter((l) => l.kind !== "norm").length === 1) return "it is the only layer (a linear model)";
+  if (layer.kind !== "norm" && !hasWeightLayerDownstream(layer, index)) return "it is the output layer";
+  return undefined;
+}
+
+/** A projection from a rank far below its output width, fed by another projection: LoRA's B. */
+function isLowRankUp(layer: Layer, index: GraphIndex): boolean {
+  if (layer.fanIn === undefined || layer.fanOut === undefined) return false;
+  if (!(layer.fanIn <= 64 && layer.fanIn * 4 <= layer.fanOut)) return false;
+  const producer = index.producer.get(layer.node.inputs.find((i) => !index.isConstant(i)) ?? "");
+  return !!producer && weightOps.has(producer.opType);
+}
+
+/** Walks forward through non-weight ops to an Add of two computed tensors (a residual join). */
+function endsResidualBranch(layer: Layer, index: GraphIndex): boolean {
+  const stack = [layer.output];
+  const seen = new Set<string>();
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (seen.has(t)) continue;
+    seen.add(t);
+    for (const c of index.consumersOf(t)) {
+      if ((c.opType === "Add" || c.opType === "Sum") && c.inputs.filter((i) => !index.isConstant(i)).length >= 2) return true;
+      if (weightOps.has(c.opType) && c.inputs.some((i) => index.isConstant(i))) continue;
+      if (c.opType === "BatchNormalization" || c.opType === "Mul" || c.opType === "Dropout" || c.opType === "Identity" || c.opType === "Reshape" || c.opType === "Transpose") stack.push(...c.outputs);
+    }
+  }
+  return false;
+}
+
+function hasWeightLayerDownstream(layer: Layer, index: GraphIndex): boolean {
+  for (const n of index.nodesDownstream([layer.output])) {
+    if (weightOps.has(n.opType) && n.inputs.some((i) => index.isConstant(i))) return true;
+  }
+  return false;
+}

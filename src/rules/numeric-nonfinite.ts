@@ -1,0 +1,22 @@
+import type { Rule } from "./rule";
+
+/** Names the first node, in execution order, whose output holds NaN or Inf on the probe. */
+export const numericNonFinite: Rule = {
+  id: "numeric.nonfinite",
+  needsProbe: true,
+  check: ({ probe, layers }) => {
+    const first = probe?.firstNonFinite;
+    if (!first) return [];
+    const layer = layers.find((l) => l.nodes.some((n) => n.name === first.node));
+    const cause = first.inputsFinite
+      ? `its inputs are finite, so ${first.opType} itself creates the NaN/Inf (overflow, division by zero, log or sqrt of a non-positive number, or a NaN weight)`
+      : "it receives a NaN/Inf model input";
+    return [{
+      ruleId: "numeric.nonfinite", category: "numeric.nonfinite", severity: "error",
+      layer: layer?.name, node: first.node, tensor: first.tensor,
+      message: `NaN/Inf first appears at node ${first.node} (${first.opType}) in output ${first.tensor} on probe batch ${first.batch + 1}; ${cause}. Everything downstream is NaN.`,
+      evidence: { opType: first.opType, batch: first.batch, inputsFinite: first.inputsFinite },
+      fix: "Fix the value at this node: replace NaN weights, add an epsilon to divisions/logs/sqrts, or keep values in range (normalize inputs, lower the learning rate).",
+    }];
+  },
+};

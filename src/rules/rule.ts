@@ -1,0 +1,42 @@
+import type { GraphIndex } from "../graph/index";
+import type { Layer } from "../graph/layers";
+import type { Model } from "../onnx/model";
+import type { ProbeResult } from "../probe/run";
+import type { Finding, LayerReport } from "../report/types";
+
+/** Everything a rule may read. Rules are pure: they never run the model themselves. */
+export interface RuleContext {
+  readonly model: Model;
+  readonly index: GraphIndex;
+  readonly layers: readonly Layer[];
+  /** Same order and ids as `layers`. */
+  readonly reports: readonly LayerReport[];
+  readonly probe?: ProbeResult;
+  /** Most sizeable layers look trained; initialisation rules stay quiet. */
+  readonly modelLooksTrained: boolean;
+}
+
+export interface Rule {
+  readonly id: string;
+  /** Runtime rules need activation statistics and are skipped by static-only analysis. */
+  readonly needsProbe: boolean;
+  check(ctx: RuleContext): Finding[];
+}
+
+/** Numbers as a person reads them: 3 significant digits, exponent notation when tiny or huge. */
+export function fmt(x: number | null | undefined): string {
+  if (x === null || x === undefined || Number.isNaN(x)) return "NaN";
+  if (!Number.isFinite(x)) return x > 0 ? "Inf" : "-Inf";
+  if (x === 0) return "0";
+  const a = Math.abs(x);
+  if (a >= 1e4 || a < 1e-3) return x.toExponential(1).replace("e+", "e");
+  return Number(x.toPrecision(3)).toString();
+}
+
+/** "layers.5 (Gemm 128->128, tanh)": the layer as a person recognises it. */
+export function layerTitle(layer: Layer): string {
+  const shape = layer.fanIn !== undefined && layer.fanOut !== undefined && layer.kind !== "norm" ? ` ${layer.fanIn}->${layer.fanOut}` : "";
+  return `${layer.name} (${layer.op}${shape}${layer.activation ? `, ${layer.activation}` : ""})`;
+}
+
+export const isReluLike = (l: Layer): boolean => l.activation === "relu" || l.activation === "leaky_relu" || l.activation === "prelu";
