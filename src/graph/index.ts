@@ -1,13 +1,13 @@
 import type { GraphNode, Model } from "../onnx/model";
 
-/** Producer/consumer lookups over the top-level graph. */
+/** Producer/consumer lookups over one graph: the top-level graph unless `nodes` says otherwise. */
 export class GraphIndex {
   readonly producer = new Map<string, GraphNode>();
   readonly consumers = new Map<string, GraphNode[]>();
   readonly graphOutputs: ReadonlySet<string>;
 
-  constructor(readonly model: Model) {
-    for (const n of model.nodes) {
+  constructor(readonly model: Model, nodes: readonly GraphNode[] = model.nodes) {
+    for (const n of nodes) {
       for (const o of n.outputs) if (o) this.producer.set(o, n);
       for (const i of n.inputs) {
         if (!i) continue;
@@ -16,7 +16,10 @@ export class GraphIndex {
         else this.consumers.set(i, [n]);
       }
     }
-    this.graphOutputs = new Set(model.outputs.map((o) => o.name));
+    // A subgraph's outputs are not declared at the top level; treat tensors nobody consumes as outputs.
+    this.graphOutputs = nodes === model.nodes
+      ? new Set(model.outputs.map((o) => o.name))
+      : new Set(nodes.flatMap((n) => n.outputs).filter((o) => !this.consumers.has(o)));
   }
 
   consumersOf(tensor: string): readonly GraphNode[] {
@@ -33,7 +36,7 @@ export class GraphIndex {
     return this.model.constants.has(tensor);
   }
 
-  /** Whether `tensor` depends on a graph input (i.e. is data, not a folded constant). */
+  /** Every node that (transitively) consumes one of `start`. */
   nodesDownstream(start: readonly string[]): Set<GraphNode> {
     const seen = new Set<GraphNode>();
     const stack = [...start];

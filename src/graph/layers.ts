@@ -42,6 +42,10 @@ export interface Layer {
   readonly followedByNorm: boolean;
   /** Whether output units sit on axis 1 (NCHW convs) or on the last axis (dense layers). */
   readonly unitAxis: "channel" | "last";
+  /** Empty for the main graph; `If_0/then_branch/` for a layer inside a subgraph, which the probe cannot see. */
+  readonly scope: string;
+  /** "128->64" or "3->16 3x3": the layer's shape as PyTorch users write it. */
+  readonly shapeLabel?: string;
 }
 
 const normOps = new Set([
@@ -76,16 +80,33 @@ function clipMin(n: GraphNode): number | undefined {
 
 const product = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
 
-/** Groups the top-level graph into layers, in topological order. */
+/**
+ * Groups the graph into layers, in topological order: the main graph first, then each subgraph
+ * (If/Loop bodies), whose weights can be checked statically.
+ */
 export function findLayers(model: Model, index = new GraphIndex(model)): Layer[] {
   const layers: Layer[] = [];
+  groupLayers(model, index, "", layers);
+  const scopes = new Map<string, GraphNode[]>();
+  for (const n of model.subgraphNodes) scopes.set(n.scope, [...(scopes.get(n.scope) ?? []), n]);
+  for (const [scope, nodes] of scopes) groupLayers(model, new GraphIndex(model, nodes), scope, layers, nodes);
+  // Module paths can repeat (two Convs in one module); keep names unique for the user.
+  const seen = new Map<string, number>();
+  return layers.map((l) => {
+    const k = seen.get(l.name) ?? 0;
+    seen.set(l.name, k + 1);
+    return k === 0 ? l : { ...l, name: `${l.name}#${k + 1}` };
+  });
+}
+
+function groupLayers(model: Model, index: GraphIndex, scope: string, layers: Layer[], nodes: readonly GraphNode[] = model.nodes): void {
   const c = model.constants;
   const floatConst = (name: string | undefined): ConstTensor | undefined => {
     const t = name ? c.get(name) : undefined;
     return t && (t.dtype === "float32" || t.dtype === "float16" || t.dtype === "bfloat16" || t.dtype === "float64") ? t : undefined;
   };
 
-  for (const node of model.nodes) {
+  for (const node of nodes) {
     const spec = describe(node, floatConst, (n) => index.isConstant(n));
     if (!spec) continue;
     const nodes = [node];
@@ -94,13 +115,17 @@ export function findLayers(model: Model, index = new GraphIndex(model)): Layer[]
     let activation: Activation | undefined;
     let followedByNorm = false;
 
-    // A separate bias Add (MatMul+Add, CNTK Conv+Add) belongs to the layer.
+    // A separate bias Add (MatMul+Add, CNTK Conv+Add) belongs to the layer, and so does the Add
+    // of a LoRA adapter's low-rank update: the activation after it is this layer's activation.
     const next = index.soleConsumer(output);
     if (next?.opType === "Add" && spec.kind !== "norm") {
       const other = next.inputs.find((i) => i !== output);
       const b = floatConst(other);
       if (b && b.size <= Math.max(1, spec.fanOut ?? 1)) {
         bias = b;
+        nodes.push(next);
+        output = next.outputs[0];
+      } else if (other && isLowRankUpdate(index.producer.get(other), floatConst)) {
         nodes.push(next);
         output = next.outputs[0];
       }
@@ -141,15 +166,31 @@ export function findLayers(model: Model, index = new GraphIndex(model)): Layer[]
       output,
       followedByNorm,
       unitAxis: spec.kind === "conv" || (spec.kind === "norm" && node.opType !== "LayerNormalization") ? "channel" : "last",
+      scope,
+      shapeLabel: shapeLabel(node.opType, spec),
     });
   }
-  // Module paths can repeat (two Convs in one module); keep names unique for the user.
-  const seen = new Map<string, number>();
-  return layers.map((l) => {
-    const k = seen.get(l.name) ?? 0;
-    seen.set(l.name, k + 1);
-    return k === 0 ? l : { ...l, name: `${l.name}#${k + 1}` };
-  });
+}
+
+/** A MatMul by a constant [r, n] matrix with r much smaller than n: a LoRA B projection. */
+export function isLowRankUpdate(node: GraphNode | undefined, floatConst: (name: string | undefined) => ConstTensor | undefined): boolean {
+  if (!node || node.opType !== "MatMul") return false;
+  const w = floatConst(node.inputs[1]);
+  if (!w || w.dims.length !== 2) return false;
+  const [r, n] = w.dims;
+  return r <= 64 && 4 * r <= n;
+}
+
+function shapeLabel(op: string, spec: LayerSpec): string | undefined {
+  const w = spec.weight;
+  if (!w) return undefined;
+  if (spec.kind === "conv") {
+    const k = w.dims.slice(2).join("x");
+    const [a, b] = op === "ConvTranspose" ? [w.dims[0], w.dims[1]] : [w.dims[1], w.dims[0]];
+    return `${a}->${b} ${k}`;
+  }
+  if (spec.kind === "linear" || spec.kind === "embedding" || spec.kind === "recurrent") return `${spec.fanIn}->${spec.fanOut}`;
+  return `${w.size}`;
 }
 
 interface LayerSpec {

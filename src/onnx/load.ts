@@ -145,6 +145,14 @@ function resolveDerivedConstant(n: GraphNode, constants: Map<string, ConstTensor
       if (src) constants.set(out, { ...src, name: out, dtype: to, source: "Cast", values: () => src.values() });
       return;
     }
+    case "Transpose": {
+      // Exporters write Linear layers as MatMul(x, Transpose(W)); the weight is still a constant.
+      const src = input(0);
+      if (!src) return;
+      const perm = n.attrs.get("perm")?.ints.map(Number) ?? src.dims.map((_, i) => src.dims.length - 1 - i);
+      constants.set(out, transposed(out, src, perm));
+      return;
+    }
     case "DequantizeLinear": {
       const x = input(0);
       const scale = input(1);
@@ -166,6 +174,31 @@ function arrayTensor(name: string, dims: number[], values: number[], dtype: DTyp
 function fillTensor(name: string, dims: number[], fill: number, dtype: DType): ConstTensor {
   const size = dims.reduce((a, b) => a * b, 1);
   return { name, dtype, dims, size, fill, source: "ConstantOfShape", values: () => new Float32Array(size).fill(fill) };
+}
+
+function transposed(name: string, src: ConstTensor, perm: number[]): ConstTensor {
+  const dims = perm.map((p) => src.dims[p]);
+  return {
+    name, dtype: src.dtype, dims, size: src.size, source: src.source, fill: src.fill,
+    values: () => {
+      const v = src.values();
+      const out = v instanceof Float64Array ? new Float64Array(v.length) : new Float32Array(v.length);
+      const rank = dims.length;
+      const srcStrides = new Array<number>(rank).fill(1);
+      for (let i = rank - 2; i >= 0; i--) srcStrides[i] = srcStrides[i + 1] * src.dims[i + 1];
+      const idx = new Array<number>(rank).fill(0);
+      for (let o = 0; o < out.length; o++) {
+        let at = 0;
+        for (let d = 0; d < rank; d++) at += idx[d] * srcStrides[perm[d]];
+        out[o] = v[at];
+        for (let d = rank - 1; d >= 0; d--) {
+          if (++idx[d] < dims[d]) break;
+          idx[d] = 0;
+        }
+      }
+      return out;
+    },
+  };
 }
 
 function dequantized(name: string, x: ConstTensor, scale: ConstTensor, zero: ConstTensor | undefined, axis: number): ConstTensor {

@@ -27,7 +27,8 @@ export function parseNpy(bytes: Uint8Array, label: string): HostTensor {
   const dims = shapeText.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
   const dtype = descrToDType[descr![2]] ?? bad(`unsupported dtype ${descr![2]}`);
   const count = dims.reduce((a, b) => a * b, 1);
-  const body = bytes.slice(start + headerLen); // copy: aligned for typed arrays
+  // A real copy (Buffer.slice would be a view), so typed arrays start aligned at offset 0.
+  const body = new Uint8Array(bytes.subarray(start + headerLen));
   const need = count * itemSize(dtype!);
   if (body.byteLength < need) bad(`expected ${need} data bytes, found ${body.byteLength}`);
   return { dtype: dtype!, dims, data: typedView(dtype!, body.buffer, count) };

@@ -41,7 +41,7 @@ const isRelu = (l: Layer): boolean => l.activation === "relu" || l.activation ==
 
 /** Which statistics each layer needs; exported for the benchmark, which times the same graph. */
 export function tapsFor(layers: readonly Layer[]): Tap[] {
-  return layers.map((l) => ({
+  return layers.filter((l) => l.scope === "").map((l) => ({
     tensor: l.output,
     saturation: l.activation === "tanh" ? "tanh" : l.activation === "sigmoid" ? "sigmoid" : undefined,
     unitMax: isRelu(l),
@@ -119,12 +119,15 @@ class TapAccumulator {
  */
 export async function runProbe(model: Model, layers: readonly Layer[], plan: ProbePlan, hooks: ProbeHooks = {}): Promise<ProbeResult> {
   const started = performance.now();
-  const taps = tapsFor(layers);
+  const visible = layers.filter((l) => l.scope === "");
+  const taps = tapsFor(visible);
   const { bytes, outputs } = instrumentStatistics(model, taps);
   hooks.progress?.(0, "creating onnxruntime session");
   const session = await RuntimeSession.open(bytes, model.externalFiles, { intraOpThreads: hooks.intraOpThreads });
   const acc = taps.map(() => new TapAccumulator());
   const fetch = outputs.flatMap((o) => [o.mean, o.m2, o.max, o.min, o.size, o.nonzero, o.saturated, o.unitMax, o.sample]).filter((n): n is string => !!n);
+  // Model outputs are always fetched: with no visible layers they are all we can check for NaN.
+  fetch.push(...model.outputs.map((o) => o.name));
   let badBatch: number | undefined;
   try {
     for (let b = 0; b < plan.batches; b++) {
@@ -132,7 +135,8 @@ export async function runProbe(model: Model, layers: readonly Layer[], plan: Pro
       hooks.progress?.(b / plan.batches, `probe batch ${b + 1}/${plan.batches}`);
       const r = await session.run(plan.feeds(b), fetch);
       outputs.forEach((o, i) => acc[i].add(o, r));
-      if (badBatch === undefined && acc.some((a) => a.sawNonFinite)) badBatch = b;
+      const outputNonFinite = model.outputs.some((o) => { const d = r[o.name]?.data; return (d instanceof Float32Array || d instanceof Float64Array) && !d.every(Number.isFinite); });
+      if (badBatch === undefined && (outputNonFinite || acc.some((a) => a.sawNonFinite))) badBatch = b;
     }
   } finally {
     await session.release();
@@ -144,7 +148,7 @@ export async function runProbe(model: Model, layers: readonly Layer[], plan: Pro
     firstNonFinite = await locateNonFinite(model, plan, badBatch, nonFiniteByTensor);
   }
   const activations = new Map<number, ActivationStats>();
-  layers.forEach((l, i) => activations.set(l.id, acc[i].finish(l, taps[i], nonFiniteByTensor.get(l.output) ?? 0)));
+  visible.forEach((l, i) => activations.set(l.id, acc[i].finish(l, taps[i], nonFiniteByTensor.get(l.output) ?? 0)));
   return { activations, firstNonFinite, seconds: (performance.now() - started) / 1000 };
 }
 

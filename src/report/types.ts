@@ -108,6 +108,8 @@ export interface Report {
     parameterCount: number;
     nodeCount: number;
     sizeBytes: number;
+    /** Enough layers show trained weight statistics that initialisation rules are skipped. */
+    weightsLookTrained: boolean;
   };
   probe: {
     ran: boolean;

@@ -17,7 +17,8 @@ export const activationDead: Rule = {
       const a = reports[layer.id].activation;
       if (!a || !isReluLike(layer) || a.deadUnits === null || !a.units) return [];
       const fraction = a.deadUnits / a.units;
-      if (fraction < DEAD_WARNING_FRACTION) return [];
+      // Two-unit squeeze layers (SE blocks) swing to 50% on one unit; need a few units unless all are dead.
+      if (fraction < DEAD_WARNING_FRACTION || (a.units < 4 && fraction < 1)) return [];
       const bias = reports[layer.id].weight && layer.bias ? layer.bias : undefined;
       return [{
         ruleId: "activation.dead", category: "activation.dead", severity: fraction === 1 ? "error" as const : "warning" as const,

@@ -19,7 +19,9 @@ export const activationTrend: Rule = {
     const seq = layers
       .filter((l) => !l.followedByNorm && l.kind !== "embedding")
       .map((l) => ({ layer: l, std: reports[l.id].activation?.std ?? NaN }))
-      .filter((s) => Number.isFinite(s.std));
+      // Exactly-zero outputs (a zero-initialised residual branch or LoRA B) are intentional or
+      // reported by init.zero/activation.dead; they are not a trend.
+      .filter((s) => Number.isFinite(s.std) && s.std > 0);
     if (seq.length < 3 || !(seq[0].std > 0)) return [];
     const first = seq[0];
     const logs = seq.map((s) => Math.log10(Math.max(s.std, 1e-30)));

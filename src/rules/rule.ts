@@ -35,7 +35,7 @@ export function fmt(x: number | null | undefined): string {
 
 /** "layers.5 (Gemm 128->128, tanh)": the layer as a person recognises it. */
 export function layerTitle(layer: Layer): string {
-  const shape = layer.fanIn !== undefined && layer.fanOut !== undefined && layer.kind !== "norm" ? ` ${layer.fanIn}->${layer.fanOut}` : "";
+  const shape = layer.shapeLabel && layer.kind !== "norm" ? ` ${layer.shapeLabel}` : "";
   return `${layer.name} (${layer.op}${shape}${layer.activation ? `, ${layer.activation}` : ""})`;
 }
 

@@ -2,6 +2,9 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
+
+// Errors reach the user through our messages; onnxruntime's own console logging would duplicate them.
+ort.env.logLevel = "fatal";
 import type { DType } from "../onnx/dtype";
 import { DoctorError, oneLine } from "../onnx/errors";
 
@@ -32,7 +35,7 @@ export class RuntimeSession {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: options.intraOpThreads ?? 0,
       graphOptimizationLevel: "all",
-      logSeverityLevel: 3,
+      logSeverityLevel: 4,
     };
     let cleanup = (): void => {};
     try {
