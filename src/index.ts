@@ -60,7 +60,10 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
     }
   }
 
-  const ctx: RuleContext = { model, index, layers, reports, probe, modelLooksTrained: looksTrained(reports) };
+  const ctx: RuleContext = {
+    model, index, layers, reports, probe, modelLooksTrained: looksTrained(reports),
+    syntheticProbe: !!plan && plan.inputs.some((i) => i.source.startsWith("synthetic")),
+  };
   for (const rule of RULES) {
     if (rule.needsProbe && !probe) continue;
     findings.push(...rule.check(ctx));

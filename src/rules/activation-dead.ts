@@ -12,7 +12,7 @@ export const DEAD_WARNING_FRACTION = 0.5;
 export const activationDead: Rule = {
   id: "activation.dead",
   needsProbe: true,
-  check: ({ layers, reports }) =>
+  check: ({ layers, reports, modelLooksTrained, syntheticProbe }) =>
     layers.flatMap((layer) => {
       const a = reports[layer.id].activation;
       if (!a || !isReluLike(layer) || a.deadUnits === null || !a.units) return [];
@@ -20,10 +20,13 @@ export const activationDead: Rule = {
       // Two-unit squeeze layers (SE blocks) swing to 50% on one unit; need a few units unless all are dead.
       if (fraction < DEAD_WARNING_FRACTION || (a.units < 4 && fraction < 1)) return [];
       const bias = reports[layer.id].weight && layer.bias ? layer.bias : undefined;
+      // A trained net fed random noise is off its data distribution; silent units there prove little.
+      const offDistribution = modelLooksTrained && syntheticProbe;
       return [{
-        ruleId: "activation.dead", category: "activation.dead", severity: fraction === 1 ? "error" as const : "warning" as const,
+        ruleId: offDistribution ? "activation.dead/synthetic-probe" : "activation.dead", category: "activation.dead",
+        severity: offDistribution ? "info" as const : fraction === 1 ? "error" as const : "warning" as const,
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
-        message: `${layerTitle(layer)}: ${a.deadUnits} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); dead units get zero gradient and stop learning.`,
+        message: `${layerTitle(layer)}: ${a.deadUnits} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); dead units get zero gradient and stop learning.${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}`,
         evidence: { deadUnits: a.deadUnits, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null },
         fix: "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",
       }];

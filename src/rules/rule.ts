@@ -14,6 +14,8 @@ export interface RuleContext {
   readonly probe?: ProbeResult;
   /** Most sizeable layers look trained; initialisation rules stay quiet. */
   readonly modelLooksTrained: boolean;
+  /** The probe fed synthetic data, not the user's: a trained model may behave differently on real inputs. */
+  readonly syntheticProbe: boolean;
 }
 
 export interface Rule {

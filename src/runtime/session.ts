@@ -1,6 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { readFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 
 // Errors reach the user through our messages; onnxruntime's own console logging would duplicate them.
@@ -25,35 +23,23 @@ export interface SessionOptions {
  * onnxruntime-node, so the runtime can be swapped or moved into a worker in one place.
  */
 export class RuntimeSession {
-  private constructor(private readonly session: ort.InferenceSession, private readonly cleanup: () => void) {}
+  private constructor(private readonly session: ort.InferenceSession) {}
 
   /**
-   * Creates a session. External data files are linked next to a temporary copy of the model,
-   * because onnxruntime resolves them relative to the model file.
+   * Creates a session from model bytes. External data files are handed over in memory:
+   * onnxruntime refuses external paths outside the model's folder, and a model given as bytes
+   * has no folder (it also rejects symlinks that leave a temporary one).
    */
   static async open(bytes: Uint8Array, externalFiles: ReadonlyMap<string, string>, options: SessionOptions = {}): Promise<RuntimeSession> {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: options.intraOpThreads ?? 0,
       graphOptimizationLevel: "all",
       logSeverityLevel: 4,
+      externalData: [...externalFiles].map(([path, file]) => ({ path, data: readFileSync(file) })),
     };
-    let cleanup = (): void => {};
     try {
-      if (externalFiles.size === 0) {
-        return new RuntimeSession(await ort.InferenceSession.create(bytes, sessionOptions), cleanup);
-      }
-      const dir = mkdtempSync(join(tmpdir(), "onnx-doctor-"));
-      cleanup = () => rmSync(dir, { recursive: true, force: true });
-      for (const [location, file] of externalFiles) {
-        const link = join(dir, location);
-        mkdirSync(dirname(link), { recursive: true });
-        symlinkSync(file, link);
-      }
-      const modelPath = join(dir, "model.onnx");
-      writeFileSync(modelPath, bytes);
-      return new RuntimeSession(await ort.InferenceSession.create(modelPath, sessionOptions), cleanup);
+      return new RuntimeSession(await ort.InferenceSession.create(bytes, sessionOptions));
     } catch (e) {
-      cleanup();
       throw new DoctorError("model.unsupported", `onnxruntime cannot load the model: ${shortRuntimeMessage(e)}`);
     }
   }
@@ -79,11 +65,7 @@ export class RuntimeSession {
   }
 
   async release(): Promise<void> {
-    try {
-      await this.session.release();
-    } finally {
-      this.cleanup();
-    }
+    await this.session.release();
   }
 }
 

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
-export const FIXTURES = join(import.meta.dirname, "..", "fixtures", "models");
-export const REAL = join(import.meta.dirname, "..", "..", "..", "shared", "models", "real");
+export const FIXTURES = join(__dirname, "..", "fixtures", "models");
+export const REAL = join(__dirname, "..", "..", "..", "shared", "models", "real");
 
 export interface ExpectedLayer {
   module: string;

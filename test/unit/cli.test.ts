@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { FIXTURES } from "./helpers";
+
+const CLI = join(__dirname, "..", "..", "dist", "cli.js");
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 60_000 });
+const model = (stem: string): string => join(FIXTURES, `${stem}.onnx`);
+
+describe("onnx-doctor CLI", () => {
+  it("prints the textbook diagnosis of the tiny-init tanh MLP", () => {
+    const p = run("analyze", model("tanh_tiny_init"));
+    assert.equal(p.status, 0, p.stderr); // warnings only: --fail-on error passes
+    assert.match(p.stdout, /warning\s+activation\.vanishing\s+layers\.18/);
+    assert.match(p.stdout, /activation std falls from 0\.1\d+ \(layers\.0\) to \S+e-\d+ \(layers\.18\)/);
+    assert.match(p.stdout, /init\.scale-small\s+layers\.0\n.*weight std 0\.01\d* is 0\.11\dx the Xavier\/LeCun std 0\.0884/);
+  });
+
+  it("writes versioned JSON with the fields other tools rely on", () => {
+    const out = join(mkdtempSync(join(tmpdir(), "cli-")), "r.json");
+    const p = run("analyze", model("dead_relu"), "-f", "json", "-o", out, "--batch-size", "4", "--batches", "3", "--seed", "7");
+    assert.equal(p.status, 1, "dead units are an error, so --fail-on error fails");
+    const r = JSON.parse(readFileSync(out, "utf8"));
+    assert.equal(r.schemaVersion, 1);
+    for (const k of ["path", "sha256", "irVersion", "opsets", "producer", "parameterCount", "nodeCount"]) assert.ok(k in r.model, `model.${k}`);
+    assert.equal(r.model.parameterCount, 64 * 128 + 128 + 2 * (128 * 128 + 128) + 128 * 10 + 10);
+    assert.deepEqual([r.probe.batchSize, r.probe.batches, r.probe.seed, r.probe.inputs[0].shape], [4, 3, 7, [4, 64]]);
+    const dead = r.findings.find((f: { category: string }) => f.category === "activation.dead");
+    assert.equal(dead.layer, "layers.2");
+    const layer = r.layers.find((l: { name: string }) => l.name === "layers.2");
+    assert.deepEqual([layer.activation.deadUnits, layer.activation.units], [128, 128]);
+    assert.equal(layer.activation.histogram.counts.length, 32);
+  });
+
+  it("--fail-on controls the exit code; markdown has the findings and the layer table", () => {
+    assert.equal(run("analyze", model("tanh_tiny_init"), "--fail-on", "warning").status, 1);
+    assert.equal(run("analyze", model("zero_mlp"), "--fail-on", "never").status, 0);
+    const md = run("analyze", model("zero_mlp"), "-f", "markdown", "--static");
+    assert.match(md.stdout, /## Findings \(3 errors/);
+    assert.match(md.stdout, /\| 0 \| layers\.0 \| Gemm \| relu \|/);
+  });
+
+  it("names the first node that produces NaN", () => {
+    const r = JSON.parse(run("analyze", model("nan_weight"), "-f", "json").stdout);
+    const nf = r.findings.find((f: { category: string }) => f.category === "numeric.nonfinite");
+    assert.equal(nf.node, "/layers/layers.4/Gemm");
+    assert.ok(r.findings.some((f: { category: string; layer: string }) => f.category === "weights.nonfinite" && f.layer === "layers.4"));
+  });
+
+  it("rejects bad options and bad probe data with one line", () => {
+    const bad = run("analyze", model("tanh_tiny_init"), "--batch-size", "0");
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /must be a positive integer/);
+    const wrongShape = run("analyze", model("resnet_bn"), "--input", join(FIXTURES, "tanh_tiny_init.probe.npy"));
+    assert.match(wrongShape.stdout, /has shape \[16,128\] but the model expects rank 4/);
+  });
+});

@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { findLayers } from "../../src/graph/layers";
+import { modulePathFromNodeName, modulePathFromWeightName } from "../../src/graph/module-path";
+import { loadModel } from "../../src/onnx/load";
+import { attr, floatTensor, graph, modelBytes, node } from "./build-model";
+
+const zeros = (n: number): number[] => new Array<number>(n).fill(0.1);
+
+describe("module paths", () => {
+  it("follows torch.onnx scopes", () => {
+    assert.equal(modulePathFromNodeName("/layer1/layer1.0/conv1/Conv"), "layer1.0.conv1");
+    assert.equal(modulePathFromNodeName("/layers/layers.0/Gemm"), "layers.0");
+    assert.equal(modulePathFromNodeName("/encoder/layers.0/self_attn/MatMul_1"), "encoder.layers.0.self_attn");
+    assert.equal(modulePathFromNodeName("/Flatten"), undefined);
+    assert.equal(modulePathFromNodeName("Conv_12"), undefined);
+    assert.equal(modulePathFromWeightName("features.3.weight"), "features.3");
+    assert.equal(modulePathFromWeightName("onnx::Conv_193"), undefined);
+  });
+});
+
+describe("layers and fan-in/fan-out", () => {
+  const layersOf = (nodes: ReturnType<typeof node>[], inits: ReturnType<typeof floatTensor>[]) =>
+    findLayers(loadModel("mem.onnx", { bytes: modelBytes(graph(nodes, inits)) }));
+
+  it("Conv: C_in/groups * kh * kw, with the activation that follows", () => {
+    // Depthwise 3x3 conv over 8 channels: weight [8, 1, 3, 3], groups 8.
+    const [l] = layersOf([node("Conv", ["x", "w"], ["h"], [attr("group", 8)], "/dw/Conv"), node("Relu", ["h"], ["y"])], [floatTensor("w", [8, 1, 3, 3], zeros(72))]);
+    assert.deepEqual([l.name, l.fanIn, l.fanOut, l.activation, l.output, l.shapeLabel], ["dw", 9, 72, "relu", "y", "1->8 3x3"]);
+  });
+
+  it("Gemm honours transB", () => {
+    const [a] = layersOf([node("Gemm", ["x", "w"], ["y"], [attr("transB", 1)])], [floatTensor("w", [10, 4], zeros(40))]);
+    assert.deepEqual([a.fanIn, a.fanOut, a.units], [4, 10, { outer: 1, units: 10, inner: 4 }]);
+    const [b] = layersOf([node("Gemm", ["x", "w"], ["y"])], [floatTensor("w", [4, 10], zeros(40))]);
+    assert.deepEqual([b.fanIn, b.fanOut, b.units], [4, 10, { outer: 4, units: 10, inner: 1 }]);
+  });
+
+  it("MatMul orientation: constant on the right is [in, out], on the left [out, in]", () => {
+    const [r] = layersOf([node("MatMul", ["x", "w"], ["y"])], [floatTensor("w", [4, 6], zeros(24))]);
+    assert.deepEqual([r.fanIn, r.fanOut], [4, 6]);
+    const [l] = layersOf([node("MatMul", ["w", "x"], ["y"])], [floatTensor("w", [6, 4], zeros(24))]);
+    assert.deepEqual([l.fanIn, l.fanOut], [4, 6]);
+    // Two computed operands (attention scores) are not a layer.
+    assert.equal(layersOf([node("MatMul", ["x", "x"], ["y"])], []).length, 0);
+  });
+
+  it("absorbs a bias Add and marks layers followed by a normalization", () => {
+    const layers = layersOf([
+      node("MatMul", ["x", "w"], ["h"]), node("Add", ["h", "b"], ["hb"]),
+      node("BatchNormalization", ["hb", "g", "beta", "mu", "var"], ["n"]), node("Tanh", ["n"], ["y"]),
+    ], [floatTensor("w", [4, 4], zeros(16)), floatTensor("b", [4], zeros(4)), floatTensor("g", [4], zeros(4)),
+      floatTensor("beta", [4], zeros(4)), floatTensor("mu", [4], zeros(4)), floatTensor("var", [4], zeros(4))]);
+    assert.deepEqual(layers.map((l) => [l.op, l.output, l.followedByNorm, l.activation ?? null, l.bias?.name ?? null]), [
+      ["MatMul", "hb", true, null, "b"],
+      ["BatchNormalization", "y", false, "tanh", "beta"],
+    ]);
+  });
+});

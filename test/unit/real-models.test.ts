@@ -1,0 +1,69 @@
+// Real ONNX models made by other people (../shared/models/real, see its MANIFEST.md).
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { analyze } from "../../src/index";
+import type { ProbeOptions } from "../../src/probe/inputs";
+import { REAL } from "./helpers";
+
+const CLI = join(__dirname, "..", "..", "dist", "cli.js");
+
+/** Probe settings a user would pass for each model (documented inputs in the MANIFEST). */
+const runnable: Record<string, ProbeOptions & { minLayersWithStats: number }> = {
+  "mnist_cntk.onnx": { minLayersWithStats: 2 },
+  "ch_ppocr_mobile_v2.0_cls_infer.onnx": { dims: { "p2o.DynamicDimension.1": 48, "p2o.DynamicDimension.2": 192 }, minLayersWithStats: 80 },
+  "silero_vad_micro_transformer_2021.onnx": { dims: { samples: 4000 }, minLayersWithStats: 25 },
+  // Its LSTMs and convs sit inside If branches: statically checked, not probed (the If output is).
+  "silero_vad_v4_lstm.onnx": { dims: { sequence: 512 }, fill: { sr: 16000, h: 0, c: 0 }, minLayersWithStats: 0 },
+  "light_resnet50.onnx": { minLayersWithStats: 100 },
+};
+
+describe("real models", { skip: !existsSync(REAL) && "shared/models/real is not present" }, () => {
+  for (const [file, options] of Object.entries(runnable)) {
+    it(`${file}: probes without errors and gives per-layer activation statistics`, async () => {
+      const r = await analyze(join(REAL, file), { ...options, batchSize: 2, batches: 1 });
+      assert.equal(r.probe.ran, true, r.probe.error);
+      const withStats = r.layers.filter((l) => l.activation && Number.isFinite(l.activation.std));
+      assert.ok(withStats.length >= options.minLayersWithStats, `${withStats.length} layers with statistics`);
+      assert.ok(r.layers.length > 0);
+      // Trained models: the initialisation rules must stay quiet (they would be false alarms).
+      if (file !== "light_resnet50.onnx") {
+        assert.equal(r.model.weightsLookTrained, true);
+        assert.deepEqual(r.findings.filter((f) => f.severity !== "info").map((f) => `${f.category} ${f.layer}`), []);
+      }
+    });
+  }
+
+  it("light_resnet50.onnx (every weight is ConstantOfShape(0.02)) is reported init.symmetric on its convs", async () => {
+    const r = await analyze(join(REAL, "light_resnet50.onnx"), { staticOnly: true });
+    const sym = r.findings.filter((f) => f.category === "init.symmetric" && f.severity === "error");
+    assert.equal(sym.filter((f) => / \(Conv /.test(f.message)).length, 53, "one per Conv (53 convs)");
+    assert.equal(sym.length, 54, "and the final Gemm");
+    assert.match(sym[0].message, /every weight equals 0\.02 \(ConstantOfShape\)/);
+  });
+
+  it("silero_vad_v4_lstm.onnx: LSTM weights inside If branches are found", async () => {
+    const r = await analyze(join(REAL, "silero_vad_v4_lstm.onnx"), { staticOnly: true });
+    assert.ok(r.layers.filter((l) => l.op === "LSTM").length >= 2);
+  });
+
+  const negative: Record<string, RegExp> = {
+    "image_classifier16.onnx": /model\.invalid: external data file "2efa3527-1996-11ef-8eaf-0068ebc1adf8\.data" for tensor \S+ is missing/,
+    "test_gradient_of_add.onnx": /Gradient\(-1\) is not a registered function\/op/,
+    "superres_prepost_op18.onnx": /DecodeImage\(-1\) is not a registered function\/op/,
+    "test_model_0_no_opt.onnx": /Non concat axis dimensions must match/,
+  };
+  for (const [file, pattern] of Object.entries(negative)) {
+    it(`negative/${file}: one clear line and a non-zero exit`, () => {
+      const p = spawnSync(process.execPath, [CLI, "analyze", join(REAL, "negative", file)], { encoding: "utf8", timeout: 60_000 });
+      assert.notEqual(p.status, 0);
+      const text = p.stdout + p.stderr;
+      assert.match(text, pattern);
+      assert.doesNotMatch(text, /\n\s+at .+:\d+:\d+\)?\n/, "no stack trace");
+      const errorLines = text.split("\n").filter((l) => pattern.test(l));
+      assert.ok(errorLines.length >= 1, "the reason fits on one line");
+    });
+  }
+});

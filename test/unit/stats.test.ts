@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { parseNpy } from "../../src/probe/npy";
+import { histogram } from "../../src/stats/histogram";
+import { moments, RunningMoments } from "../../src/stats/moments";
+import { Random } from "../../src/stats/random";
+import { FIXTURES } from "./helpers";
+
+describe("statistics", () => {
+  it("merging batch summaries gives the variance of all data (hand-computed)", () => {
+    const a = [1, 2, 3, 4];
+    const b = [10, 20];
+    const run = new RunningMoments();
+    for (const part of [a, b]) {
+      const m = part.reduce((x, y) => x + y, 0) / part.length;
+      run.add(part.length, m, part.reduce((x, y) => x + (y - m) ** 2, 0));
+    }
+    // all: mean 40/6, population variance = (1+4+9+16+100+400)/6 - (40/6)^2
+    assert.ok(Math.abs(run.mean - 40 / 6) < 1e-12);
+    assert.ok(Math.abs(run.variance - (530 / 6 - (40 / 6) ** 2)) < 1e-12);
+  });
+
+  it("moments: kurtosis of a uniform sample is near -1.2 and NaN is counted, not averaged", () => {
+    const r = new Random(1);
+    const u = Float64Array.from({ length: 200_000 }, () => r.uniform());
+    assert.ok(Math.abs(moments(u).kurtosis + 1.2) < 0.02);
+    const m = moments([1, NaN, 3, Infinity]);
+    assert.deepEqual([m.mean, m.nonFinite, m.min, m.max], [2, 2, 1, 3]);
+  });
+
+  it("histogram bins values between lo and hi", () => {
+    // width 0.25: 0 and 0.1 in bin 0, 0.5 in bin 2, 0.99 and the upper edge 1 in bin 3.
+    assert.deepEqual(histogram([0, 0.1, 0.5, 0.99, 1], 0, 1, 4).counts, [2, 0, 1, 2]);
+  });
+
+  it("parses a NumPy .npy file written by numpy", () => {
+    const t = parseNpy(readFileSync(join(FIXTURES, "tanh_tiny_init.probe.npy")), "probe");
+    assert.deepEqual([t.dtype, t.dims], ["float32", [16, 128]]);
+    assert.ok(Math.abs(moments(t.data as Float32Array).std - 1) < 0.05, "N(0,1) probe");
+  });
+});
