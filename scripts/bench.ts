@@ -1,0 +1,79 @@
+// `npm run bench`: measures, side by side in one run (these machines are noisy), the costs the
+// engine issue sets targets for. Prints ratios, not absolute times, as the verdicts.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { findLayers } from "../src/graph/layers";
+import { instrumentStatistics } from "../src/instrument/stats-graph";
+import { loadModel } from "../src/onnx/load";
+import { tapsFor } from "../src/probe/run";
+import { RuntimeSession, type HostTensor } from "../src/runtime/session";
+import { Random } from "../src/stats/random";
+import { resnet18, wideMlp } from "./bench-models";
+
+const OUT = join(__dirname, "..", "bench-out");
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function probeOverhead(): Promise<void> {
+  const path = join(OUT, "resnet18.onnx");
+  writeFileSync(path, resnet18());
+  const model = loadModel(path);
+  const layers = findLayers(model);
+  const { bytes, outputs } = instrumentStatistics(model, tapsFor(layers));
+  const fetch = outputs.flatMap((o) => [o.mean, o.m2, o.max, o.min, o.size, o.nonzero, o.saturated, o.unitMax, o.sample]).filter((n): n is string => !!n);
+  const threads = 1;
+  const plain = await RuntimeSession.open(readFileSync(path), new Map(), { intraOpThreads: threads });
+  const probed = await RuntimeSession.open(bytes, new Map(), { intraOpThreads: threads });
+  const r = new Random(1);
+  const feeds: Record<string, HostTensor> = { input: { dtype: "float32", dims: [8, 3, 224, 224], data: Float32Array.from({ length: 8 * 3 * 224 * 224 }, () => r.normal()) } };
+  const tPlain: number[] = [];
+  const tProbe: number[] = [];
+  await plain.run(feeds, ["logits"]);
+  await probed.run(feeds, fetch);
+  // Interleaved so drift in machine load hits both alike.
+  for (let i = 0; i < 7; i++) {
+    let t = performance.now();
+    await plain.run(feeds, ["logits"]);
+    tPlain.push(performance.now() - t);
+    t = performance.now();
+    await probed.run(feeds, [...fetch, "logits"]);
+    tProbe.push(performance.now() - t);
+  }
+  await plain.release();
+  await probed.release();
+  const ratio = median(tProbe) / median(tPlain);
+  console.log(`resnet18 (${(model.byteLength / 1e6).toFixed(0)} MB, ${layers.length} layers, ${fetch.length} statistic outputs), batch 8, ${threads} thread:`);
+  console.log(`  plain onnxruntime run   median ${median(tPlain).toFixed(0)} ms`);
+  console.log(`  probe run (statistics)  median ${median(tProbe).toFixed(0)} ms`);
+  console.log(`  probe / plain = ${ratio.toFixed(2)}x  (target <= 1.25x) ${ratio <= 1.25 ? "OK" : "MISSED"}`);
+}
+
+function staticThroughput(): void {
+  const path = join(OUT, "wide-mlp-200mb.onnx");
+  const bytes = wideMlp(210);
+  writeFileSync(path, bytes);
+  const mb = bytes.byteLength / 1e6;
+  // A fresh process, so peak RSS is that of the static analysis alone (plus Node and tsx).
+  const code = `
+    const { performance } = require("node:perf_hooks");
+    const t = performance.now();
+    require(${JSON.stringify(join(__dirname, "..", "src", "index.ts"))}).analyze(${JSON.stringify(path)}, { staticOnly: true }).then((r) => {
+      const s = (performance.now() - t) / 1000;
+      console.log(JSON.stringify({ seconds: s, maxRssKb: process.resourceUsage().maxRSS, layers: r.layers.length }));
+    });`;
+  const q = spawnSync(process.execPath, ["--import", "tsx", "-e", code], { encoding: "utf8" });
+  if (q.status !== 0) throw new Error(q.stderr);
+  const { seconds, maxRssKb, layers } = JSON.parse(q.stdout) as { seconds: number; maxRssKb: number; layers: number };
+  const rssMb = (maxRssKb * 1024) / 1e6;
+  console.log(`static analysis of a ${mb.toFixed(0)} MB wide MLP (${layers} layers), timed inside a fresh process:`);
+  console.log(`  ${seconds.toFixed(2)} s = ${(mb / seconds).toFixed(0)} MB/s  (target >= 500 MB/s) ${mb / seconds >= 500 ? "OK" : "MISSED"}`);
+  console.log(`  peak RSS ${rssMb.toFixed(0)} MB = ${(rssMb / mb).toFixed(2)}x the model size  (target <= 2x) ${rssMb / mb <= 2 ? "OK" : "MISSED"}`);
+}
+
+async function main(): Promise<void> {
+  mkdirSync(OUT, { recursive: true });
+  await probeOverhead();
+  staticThroughput();
+}
+
+void main();
