@@ -51,7 +51,6 @@ export function instrumentStatistics(model: Model, taps: readonly Tap[]): { byte
   const opset = defaultOpset(model);
   const b = new NodeBuilder("__doctor");
   const outputs: TapOutputs[] = [];
-  const zero = b.constFloat(0);
   for (const tap of taps) {
     const x = tap.castToFloat ? b.op("Cast", [tap.tensor], { to: DT.FLOAT }) : tap.tensor;
     const mean = b.op("ReduceMean", [x], { keepdims: 0 });
@@ -59,10 +58,10 @@ export function instrumentStatistics(model: Model, taps: readonly Tap[]): { byte
     const max = b.op("ReduceMax", [x], { keepdims: 0 });
     const min = b.op("ReduceMin", [x], { keepdims: 0 });
     const size = b.op("Size", [x]);
-    const abs = b.op("Abs", [x]);
-    const nonzero = b.countTrue(b.op("Greater", [abs, zero]));
+    // sum(sign(x)^2) counts non-zeros in two passes; Abs/Greater/Cast/ReduceSum takes four.
+    const nonzero = opset >= 9 ? b.op("ReduceSumSquare", [b.op("Sign", [x])], { keepdims: 0 }) : b.countTrue(b.op("Greater", [b.op("Abs", [x]), b.constFloat(0)]));
     let saturated: string | undefined;
-    if (tap.saturation === "tanh") saturated = b.countTrue(b.op("Greater", [abs, b.constFloat(0.99)]));
+    if (tap.saturation === "tanh") saturated = b.countTrue(b.op("Greater", [b.op("Abs", [x]), b.constFloat(0.99)]));
     if (tap.saturation === "sigmoid") {
       saturated = b.countTrue(b.op("Greater", [b.op("Abs", [b.op("Sub", [x, b.constFloat(0.5)])]), b.constFloat(0.49)]));
     }
@@ -133,11 +132,12 @@ export class NodeBuilder {
     return this.op("ReduceSum", [this.op("Cast", [bool], { to: DT.FLOAT })], { keepdims: 0 });
   }
 
+  // Constants are Constant nodes, not initializers: IR < 4 requires every initializer to be
+  // listed as a graph input too, and a node works the same in every IR version.
   constFloat(v: number): string {
     let name = this.floatConsts.get(v);
     if (!name) {
-      name = this.fresh("const");
-      this.initializers.push(create(TensorProtoSchema, { name, dataType: DT.FLOAT, dims: [], floatData: [v] }));
+      name = this.constant(create(TensorProtoSchema, { dataType: DT.FLOAT, dims: [], floatData: [v] }));
       this.floatConsts.set(v, name);
     }
     return name;
@@ -147,11 +147,19 @@ export class NodeBuilder {
     const key = v.join(",");
     let name = this.intConsts.get(key);
     if (!name) {
-      name = this.fresh("ints");
-      this.initializers.push(create(TensorProtoSchema, { name, dataType: DT.INT64, dims: [BigInt(v.length)], int64Data: v.map(BigInt) }));
+      name = this.constant(create(TensorProtoSchema, { dataType: DT.INT64, dims: [BigInt(v.length)], int64Data: v.map(BigInt) }));
       this.intConsts.set(key, name);
     }
     return name;
+  }
+
+  private constant(value: TensorProto): string {
+    const out = this.fresh("const");
+    this.nodes.push(create(NodeProtoSchema, {
+      name: out, opType: "Constant", input: [], output: [out],
+      attribute: [create(AttributeProtoSchema, { name: "value", type: AttrType.TENSOR, t: value })],
+    }));
+    return out;
   }
 }
 

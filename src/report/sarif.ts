@@ -38,7 +38,6 @@ export function toSarif(report: Report, options: SarifOptions = {}): string {
     id: c,
     name: c.replace(/[.-](\w)/g, (_m, ch: string) => ch.toUpperCase()).replace(/^\w/, (ch) => ch.toUpperCase()),
     shortDescription: { text: c },
-    helpUri: "https://github.com/onnx-model-doctor/onnx-model-doctor#findings",
   }));
   const ruleIndex = new Map(rules.map((r, i) => [r.id, i]));
   const results = report.findings.map((f) => ({
@@ -61,7 +60,7 @@ export function toSarif(report: Report, options: SarifOptions = {}): string {
     $schema: "https://json.schemastore.org/sarif-2.1.0.json",
     version: "2.1.0",
     runs: [{
-      tool: { driver: { name: report.tool.name, version: report.tool.version, semanticVersion: report.tool.version, informationUri: "https://github.com/onnx-model-doctor/onnx-model-doctor", rules } },
+      tool: { driver: { name: report.tool.name, version: report.tool.version, semanticVersion: report.tool.version, rules } },
       artifacts: [{ location: artifact, length: report.model.sizeBytes, hashes: { "sha-256": report.model.sha256 } }],
       results,
       properties: { probeRan: report.probe.ran, summary: report.summary },

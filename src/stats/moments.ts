@@ -12,42 +12,56 @@ export interface Moments {
   skewness: number;
 }
 
-/** Two passes over the values: exact central moments even when the mean is far from zero. */
-export function moments(values: ArrayLike<number>): Moments {
+/** Shape statistics (kurtosis, skewness) use at most this many evenly strided values. */
+export const SHAPE_SAMPLE = 1 << 20;
+
+/**
+ * One pass for count, mean, variance (sums shifted by the first finite value, so a mean far from
+ * zero loses no precision), min, max, zeros and non-finite values; kurtosis and skewness from a
+ * strided sample of at most {@link SHAPE_SAMPLE} values, which is plenty for a shape estimate and
+ * keeps large tensors at one full pass.
+ */
+export function moments(values: Float32Array | Float64Array | readonly number[]): Moments {
   const n = values.length;
-  let sum = 0, min = Infinity, max = -Infinity, zeros = 0, nonFinite = 0;
+  let shift = NaN;
+  for (let i = 0; i < n && shift !== shift; i++) if (values[i] - values[i] === 0) shift = values[i];
+  if (shift !== shift) return { count: n, mean: NaN, std: NaN, min: NaN, max: NaN, zeroFraction: 0, nonFinite: n, kurtosis: NaN, skewness: NaN };
+  let s1 = 0, s2 = 0, min = Infinity, max = -Infinity, zeros = 0, nonFinite = 0;
   for (let i = 0; i < n; i++) {
     const v = values[i];
-    if (!Number.isFinite(v)) { nonFinite++; continue; }
-    sum += v;
+    // v - v is NaN exactly for NaN and ±Inf; cheaper than a call per element.
+    if (v - v !== 0) { nonFinite++; continue; }
+    const d = v - shift;
+    s1 += d;
+    s2 += d * d;
     if (v < min) min = v;
     if (v > max) max = v;
     if (v === 0) zeros++;
   }
   const finite = n - nonFinite;
-  const mean = finite ? sum / finite : NaN;
-  let m2 = 0, m3 = 0, m4 = 0;
-  for (let i = 0; i < n; i++) {
+  const meanShift = s1 / finite;
+  const variance = Math.max(0, s2 / finite - meanShift * meanShift);
+  const mean = shift + meanShift;
+  const shape = shapeStats(values, mean, variance);
+  return { count: n, mean, std: Math.sqrt(variance), min, max, zeroFraction: n ? zeros / n : NaN, nonFinite, ...shape };
+}
+
+function shapeStats(values: Float32Array | Float64Array | readonly number[], mean: number, variance: number): { kurtosis: number; skewness: number } {
+  if (!(variance > 0)) return { kurtosis: NaN, skewness: NaN };
+  const step = Math.max(1, Math.floor(values.length / SHAPE_SAMPLE));
+  let m2 = 0, m3 = 0, m4 = 0, k = 0;
+  for (let i = 0; i < values.length; i += step) {
     const v = values[i];
-    if (!Number.isFinite(v)) continue;
+    if (v - v !== 0) continue;
     const d = v - mean;
     const d2 = d * d;
     m2 += d2;
     m3 += d2 * d;
     m4 += d2 * d2;
+    k++;
   }
-  const variance = finite ? m2 / finite : NaN;
-  return {
-    count: n,
-    mean,
-    std: Math.sqrt(variance),
-    min: finite ? min : NaN,
-    max: finite ? max : NaN,
-    zeroFraction: n ? zeros / n : NaN,
-    nonFinite,
-    kurtosis: variance > 0 ? (m4 / finite) / (variance * variance) - 3 : NaN,
-    skewness: variance > 0 ? (m3 / finite) / variance ** 1.5 : NaN,
-  };
+  const v2 = m2 / k;
+  return { kurtosis: (m4 / k) / (v2 * v2) - 3, skewness: (m3 / k) / v2 ** 1.5 };
 }
 
 /** Moments of a tensor whose elements all equal `value`, without materialising it. */
