@@ -46,16 +46,15 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
         if (a) r.activation = { ...a, histogram: { ...a.histogram } };
       }
     } catch (e) {
-      if (e instanceof DoctorError && e.code === "cancelled") throw e;
+      // Cancellation and bad probe data are the caller's to report, not findings about the model.
+      if (e instanceof DoctorError && (e.code === "cancelled" || e.code === "probe.input")) throw e;
       probeError = oneLine(e);
       findings.push({
         ruleId: "model.unsupported/probe", category: e instanceof DoctorError && e.code === "model.invalid" ? "model.invalid" : "model.unsupported",
         severity: "error",
         message: `The probe could not run, so only the weights were checked: ${probeError}`,
         evidence: {},
-        fix: e instanceof DoctorError && e.code === "probe.input"
-          ? "Give probe data that matches the model's inputs (--input x.npy|x.npz, --dim name=value)."
-          : "Check that onnxruntime supports every op and type in the model (custom ops need their library), and that --dim values give shapes the model accepts.",
+        fix: `Check that onnxruntime supports every op and type in the model (custom ops need their library), and that the input shapes are ones the model accepts${defaultedDims(plan)}.`,
       });
     }
   }
@@ -82,6 +81,7 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
     probe: {
       ran: !!probe,
       inputs: (plan?.inputs ?? []).map((i) => ({ name: i.name, shape: [...i.shape], dtype: i.dtype, source: i.source })),
+      dims: Object.fromEntries(Object.entries(plan?.dims ?? {}).map(([k, v]) => [k, v.value])),
       batchSize: plan?.batchSize ?? 0,
       batches: plan?.batches ?? 0,
       loss: null,
@@ -99,11 +99,18 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
   };
 }
 
+/** ": dynamic dimensions were defaulted to samples=64; set them with --dim name=value", or "". */
+function defaultedDims(plan: ProbePlan | undefined): string {
+  const defaulted = Object.entries(plan?.dims ?? {}).filter(([, v]) => !v.given).map(([k, v]) => `${k}=${v.value}`);
+  return defaulted.length ? `: dynamic dimensions were defaulted to ${defaulted.join(", ")}; set them with --dim name=value` : "";
+}
+
 /** Weight summary of one layer. Decodes the tensor once and lets it go (streams over tensors). */
 function layerReport(layer: Layer): LayerReport {
   const report: LayerReport = {
     id: layer.id, name: layer.name, module: layer.module ?? null, op: layer.op, kind: layer.kind, depth: layer.id,
     activationFunction: layer.activation ?? null, followedByNorm: layer.followedByNorm, node: layer.node.name,
+    inSubgraph: layer.scope !== "",
   };
   const w = layer.weight;
   if (!w) return report;

@@ -42,6 +42,8 @@ export interface Layer {
   readonly followedByNorm: boolean;
   /** Whether output units sit on axis 1 (NCHW convs) or on the last axis (dense layers). */
   readonly unitAxis: "channel" | "last";
+  /** The output has spatial positions after the channel axis (NCHW), so per-channel pooling applies. */
+  readonly spatial: boolean;
   /** Empty for the main graph; `If_0/then_branch/` for a layer inside a subgraph, which the probe cannot see. */
   readonly scope: string;
   /** "128->64" or "3->16 3x3": the layer's shape as PyTorch users write it. */
@@ -167,9 +169,22 @@ function groupLayers(model: Model, index: GraphIndex, scope: string, layers: Lay
       followedByNorm,
       unitAxis: spec.kind === "conv" || (spec.kind === "norm" && node.opType !== "LayerNormalization") ? "channel" : "last",
       scope,
+      spatial: spec.kind === "conv" || (spec.kind === "norm" && node.opType !== "LayerNormalization" && fedBySpatialOp(node, index)),
       shapeLabel: shapeLabel(node.opType, spec),
     });
   }
+}
+
+const spatialOps = new Set(["Conv", "ConvTranspose", "MaxPool", "AveragePool", "Upsample", "Resize"]);
+
+/** Walks a few elementwise steps up from a normalization's input looking for a conv or pool. */
+function fedBySpatialOp(node: GraphNode, index: GraphIndex): boolean {
+  let producer = index.producer.get(node.inputs[0]);
+  for (let step = 0; producer && step < 4; step++) {
+    if (spatialOps.has(producer.opType)) return true;
+    producer = index.producer.get(producer.inputs[0]);
+  }
+  return false;
 }
 
 /** A MatMul by a constant [r, n] matrix with r much smaller than n: a LoRA B projection. */

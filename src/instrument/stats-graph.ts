@@ -22,6 +22,8 @@ export interface Tap {
   readonly saturation?: "tanh" | "sigmoid";
   /** Output the per-position maximum over the batch, to find units that never fire. */
   readonly unitMax?: boolean;
+  /** Units are channels of an NCHW-like tensor (conv outputs): pool spatial positions first. */
+  readonly channelFirst?: boolean;
   /** Cast to float32 first (float16/bfloat16/double tensors). */
   readonly castToFloat?: boolean;
 }
@@ -67,8 +69,10 @@ export function instrumentStatistics(model: Model, taps: readonly Tap[]): { byte
     }
     let unitMax: string | undefined;
     if (tap.unitMax) {
-      const flat = b.op("Flatten", [x], { axis: 1 });
-      unitMax = opset >= 18 ? b.op("ReduceMax", [flat, b.constInts([0])], { keepdims: 0 }) : b.op("ReduceMax", [flat], { axes: [0], keepdims: 0 });
+      // GlobalMaxPool walks each channel's contiguous plane; reducing a flattened [N, C*H*W] over
+      // axis 0 strides through memory and costs about three times as much.
+      const perSample = b.op("Flatten", [tap.channelFirst ? b.op("GlobalMaxPool", [x]) : x], { axis: 1 });
+      unitMax = opset >= 18 ? b.op("ReduceMax", [perSample, b.constInts([0])], { keepdims: 0 }) : b.op("ReduceMax", [perSample], { axes: [0], keepdims: 0 });
     }
     const flat = b.op("Reshape", [x, b.constInts([-1])]);
     let sample: string;

@@ -145,6 +145,17 @@ function resolveDerivedConstant(n: GraphNode, constants: Map<string, ConstTensor
       if (src) constants.set(out, { ...src, name: out, dtype: to, source: "Cast", values: () => src.values() });
       return;
     }
+    case "Reshape": {
+      // CNTK and others reshape constant weights in the graph; the values are unchanged.
+      const src = input(0);
+      const shape = input(1);
+      if (!src || !shape) return;
+      const wanted = Array.from(shape.values());
+      const known = wanted.reduce((a, d, i) => a * (d === 0 ? src.dims[i] ?? 1 : d === -1 ? 1 : d), 1);
+      const dims = wanted.map((d, i) => (d === 0 ? src.dims[i] ?? 1 : d === -1 ? src.size / known : d));
+      if (dims.reduce((a, b) => a * b, 1) === src.size) constants.set(out, { ...src, name: out, dims, values: () => src.values() });
+      return;
+    }
     case "Transpose": {
       // Exporters write Linear layers as MatMul(x, Transpose(W)); the weight is still a constant.
       const src = input(0);

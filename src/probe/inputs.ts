@@ -31,6 +31,8 @@ export interface InputPlan {
 
 export interface ProbePlan {
   readonly inputs: readonly InputPlan[];
+  /** Every symbolic dimension with the value used, and whether the user chose it. */
+  readonly dims: Readonly<Record<string, { value: number; given: boolean }>>;
   readonly batchSize: number;
   readonly batches: number;
   readonly seed: number;
@@ -53,6 +55,18 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
   const seed = options.seed ?? 0;
   const fileData = options.inputFile ? readInputFile(options.inputFile, model.inputs) : undefined;
   const index = new GraphIndex(model);
+  const symbolic = new Set(model.inputs.flatMap((s) => (s.shape ?? []).filter((d): d is string => typeof d === "string")));
+  for (const name of Object.keys(options.dims ?? {})) {
+    if (!symbolic.has(name)) {
+      throw new DoctorError("probe.input", `--dim ${name}: the model has no dimension named "${name}"; its symbolic dimensions are: ${[...symbolic].join(", ") || "none"}`);
+    }
+  }
+  for (const name of Object.keys(options.fill ?? {})) {
+    if (!model.inputs.some((s) => s.name === name)) {
+      throw new DoctorError("probe.input", `--fill ${name}: the model has no input named "${name}"; its inputs are: ${model.inputs.map((s) => s.name).join(", ")}`);
+    }
+  }
+  const dims: Record<string, { value: number; given: boolean }> = {};
 
   if (fileData) {
     const first = [...fileData.values()][0];
@@ -62,11 +76,11 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
     const inputs: InputPlan[] = model.inputs.map((spec) => {
       const t = fileData.get(spec.name);
       if (t) return { name: spec.name, dtype: t.dtype, shape: t.dims, source: "file" };
-      const shape = resolveShape(spec, batchSize, options.dims ?? {});
+      const shape = resolveShape(spec, batchSize, options.dims ?? {}, dims);
       return { name: spec.name, dtype: spec.dtype, shape, source: options.fill?.[spec.name] !== undefined ? "fill" : "synthetic-ones" };
     });
     return {
-      inputs, batchSize, batches, seed,
+      inputs, dims, batchSize: Math.min(batchSize, rows), batches, seed,
       feeds: (b) => {
         const feeds: Record<string, HostTensor> = {};
         for (const plan of inputs) {
@@ -79,13 +93,14 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
   }
 
   const inputs: InputPlan[] = model.inputs.map((spec) => {
-    const shape = resolveShape(spec, batchSize, options.dims ?? {});
+    const shape = resolveShape(spec, batchSize, options.dims ?? {}, dims);
     const fill = options.fill?.[spec.name];
     const source = fill !== undefined ? "fill" : spec.dtype.startsWith("float") ? "synthetic-normal" : embeddingSize(spec.name, index) ? "synthetic-ids" : "synthetic-ones";
     return { name: spec.name, dtype: spec.dtype, shape, source };
   });
   return {
-    inputs, batchSize, batches: options.batches ?? DEFAULT_BATCHES, seed,
+    // A model with a fixed batch dimension runs at that size whatever --batch-size says.
+    inputs, dims, batchSize: inputs[0]?.shape[0] ?? batchSize, batches: options.batches ?? DEFAULT_BATCHES, seed,
     feeds: (b) => {
       const random = new Random(seed * 7919 + b);
       const feeds: Record<string, HostTensor> = {};
@@ -95,14 +110,14 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
   };
 }
 
-function resolveShape(spec: ValueSpec, batchSize: number, dims: Record<string, number>): number[] {
+function resolveShape(spec: ValueSpec, batchSize: number, given: Record<string, number>, used: Record<string, { value: number; given: boolean }>): number[] {
   if (!spec.shape) throw new DoctorError("probe.input", `input "${spec.name}" has no declared shape; give data with --input`);
   return spec.shape.map((d, i) => {
     if (typeof d === "number" && d > 0) return d;
-    if (typeof d === "string" && dims[d] !== undefined) return dims[d];
-    if (i === 0) return batchSize;
-    if (typeof d === "string" && /batch/i.test(d)) return batchSize;
-    return DEFAULT_DYNAMIC_DIM;
+    const value = typeof d === "string" && given[d] !== undefined ? given[d]
+      : i === 0 || (typeof d === "string" && /batch/i.test(d)) ? batchSize : DEFAULT_DYNAMIC_DIM;
+    if (typeof d === "string") used[d] = { value, given: given[d] !== undefined };
+    return value;
   });
 }
 

@@ -3,7 +3,7 @@ import { instrumentStatistics, serializeWith, type Tap, type TapOutputs } from "
 import { DoctorError } from "../onnx/errors";
 import type { Model } from "../onnx/model";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
-import { RunningMoments } from "../stats/moments";
+import { moments, RunningMoments } from "../stats/moments";
 import { histogram, type Histogram } from "../stats/histogram";
 import type { ProbePlan } from "./inputs";
 
@@ -45,6 +45,7 @@ export function tapsFor(layers: readonly Layer[]): Tap[] {
     tensor: l.output,
     saturation: l.activation === "tanh" ? "tanh" : l.activation === "sigmoid" ? "sigmoid" : undefined,
     unitMax: isRelu(l),
+    channelFirst: l.spatial,
     castToFloat: !!l.weight && l.weight.dtype !== "float32",
   }));
 }
@@ -95,11 +96,19 @@ class TapAccumulator {
       deadUnits = channels - alive.reduce((a, b) => a + b, 0);
     }
     const zeros = this.size - this.nonzero;
+    let mean = this.moments.mean;
+    let std = Math.sqrt(this.moments.variance);
+    if (!Number.isFinite(std) && nonFinite === 0 && Number.isFinite(this.min) && Number.isFinite(this.max)) {
+      // Finite values beyond ~1e19 overflow float32 sums of squares; fall back to the sample, in float64.
+      const m = moments(this.samples);
+      mean = m.mean;
+      std = m.std;
+    }
     return {
       tensor: tap.tensor,
       count: this.size,
-      mean: this.moments.mean,
-      std: Math.sqrt(this.moments.variance),
+      mean,
+      std,
       min: this.min,
       max: this.max,
       zeroFraction: this.size ? zeros / this.size : NaN,

@@ -3,7 +3,10 @@ import type { Report } from "./types";
 
 /** Markdown with every model-provided string escaped, so names cannot inject markup. */
 export function toMarkdown(report: Report): string {
-  const esc = (s: string): string => s.replace(/[\\`*_{}[\]()<>#+|!~-]/g, (c) => `\\${c}`).replace(/\r?\n/g, " ");
+  // Escape what can start markup (emphasis, code, links, tables, HTML); leave ordinary punctuation.
+  const esc = (s: string): string => s
+    .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/[\\`*_[\]|]/g, (c) => `\\${c}`).replace(/\r?\n/g, " ");
   const out: string[] = [];
   const m = report.model;
   out.push(`# ONNX Model Doctor report: ${esc(m.path)}`, "");

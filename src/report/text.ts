@@ -9,11 +9,28 @@ export function toText(report: Report, options: { color?: boolean } = {}): strin
   const m = report.model;
   lines.push(`${m.path}: ${report.layers.length} layers, ${m.parameterCount.toLocaleString("en-US")} parameters, IR ${m.irVersion}, opset ${m.opsets[""] ?? "?"}${m.producer ? `, ${m.producer}` : ""}`);
   const p = report.probe;
-  if (p.ran) lines.push(`probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${i.name}[${i.shape.join(",")}] ${i.dtype} (${i.source})`).join(", ")}${p.seconds !== undefined ? `; ${fmt(p.seconds)} s` : ""}`);
+  const dims = Object.entries(p.dims).map(([k, v]) => `${k}=${v}`).join(", ");
+  if (p.ran) lines.push(`probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${i.name}[${i.shape.join(",")}] ${i.dtype} (${i.source})`).join(", ")}${dims ? `; dims ${dims}` : ""}${p.seconds !== undefined ? `; ${fmt(p.seconds)} s` : ""}`);
   else lines.push(p.error ? `probe: failed (${p.error})` : "probe: not run (static analysis only)");
+  if (m.weightsLookTrained) lines.push("weights look trained (heavy tails or uneven unit norms), so initialisation-scale checks are skipped");
+  const hidden = report.layers.filter((l) => l.inSubgraph).length;
+  if (hidden) lines.push(`${hidden} layer(s) inside If/Loop bodies were checked from their weights only; the probe cannot see inside them`);
   lines.push("");
   if (report.findings.length === 0) lines.push("No problems found.");
+  // The same rule on many layers (a whole net of constant weights) reads better as one entry.
+  const byRule = new Map<string, Finding[]>();
+  for (const f of report.findings) byRule.set(`${f.severity} ${f.ruleId}`, [...(byRule.get(`${f.severity} ${f.ruleId}`) ?? []), f]);
+  const shown = new Set<Finding>();
   for (const f of report.findings) {
+    const group = byRule.get(`${f.severity} ${f.ruleId}`)!;
+    if (group.length > MAX_REPEATS && !group.slice(0, MAX_REPEATS - 1).includes(f)) {
+      if (!shown.has(group[0])) continue;
+      const rest = group.slice(MAX_REPEATS - 1);
+      lines.push(`${sev(f)}  ${f.category}  …and ${rest.length} more layers: ${rest.map((r) => r.layer ?? r.node).slice(0, 12).join(", ")}${rest.length > 12 ? ", …" : ""}`);
+      shown.delete(group[0]);
+      continue;
+    }
+    shown.add(f);
     lines.push(`${sev(f)}  ${f.category}  ${f.layer ?? f.node ?? ""}`.trimEnd());
     lines.push(`  ${f.message}`);
     lines.push(`  Fix: ${f.fix}`);
@@ -26,14 +43,17 @@ export function toText(report: Report, options: { color?: boolean } = {}): strin
   return lines.join("\n") + "\n";
 }
 
+/** Findings of one rule shown in full before the rest are listed by layer name. */
+const MAX_REPEATS = 4;
+
 /** Fixed-width per-layer table of weight and activation statistics. */
 function layerTable(report: Report): string[] {
-  const rows = [["#", "layer", "op", "act", "w.std", "he", "xavier", "a.mean", "a.std", "zero%", "sat%", "dead"]];
+  const rows = [["#", "layer", "op", "act", "w.mean", "w.std", "he", "xavier", "a.mean", "a.std", "zero%", "sat%", "dead"]];
   for (const l of report.layers) {
     const w = l.weight;
     const a = l.activation;
     rows.push([
-      String(l.id), l.name, l.op, l.activationFunction ?? "", w ? fmt(w.std) : "", w?.expectedStd ? fmt(w.expectedStd.he) : "",
+      String(l.id), l.name, l.op, l.activationFunction ?? "", w ? fmt(w.mean) : "", w ? fmt(w.std) : "", w?.expectedStd ? fmt(w.expectedStd.he) : "",
       w?.expectedStd ? fmt(w.expectedStd.xavier) : "", a ? fmt(a.mean) : "", a ? fmt(a.std) : "", a ? fmt(100 * a.zeroFraction) : "",
       a?.saturatedFraction != null ? fmt(100 * a.saturatedFraction) : "", a?.deadUnits != null ? `${a.deadUnits}/${a.units}` : "",
     ]);

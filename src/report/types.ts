@@ -85,6 +85,8 @@ export interface LayerReport {
   activationFunction: string | null;
   followedByNorm: boolean;
   node: string;
+  /** Inside an If/Loop body: checked statically, invisible to the probe. */
+  inSubgraph: boolean;
   weight?: WeightReport;
   activation?: ActivationReport;
 }
@@ -114,6 +116,8 @@ export interface Report {
   probe: {
     ran: boolean;
     inputs: ProbeInputReport[];
+    /** Values used for the model's symbolic dimensions. */
+    dims: Record<string, number>;
     batchSize: number;
     batches: number;
     /** Gradient losses arrive with the gradient engine; a forward probe has none. */

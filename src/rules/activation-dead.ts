@@ -28,7 +28,9 @@ export const activationDead: Rule = {
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
         message: `${layerTitle(layer)}: ${a.deadUnits} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); dead units get zero gradient and stop learning.${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}`,
         evidence: { deadUnits: a.deadUnits, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null },
-        fix: "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",
+        fix: offDistribution
+          ? "Run the probe on real inputs (--input data.npz); if units stay silent there, check the bias and learning rate, or use LeakyReLU/GELU."
+          : "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",
       }];
     }),
 };

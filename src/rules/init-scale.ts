@@ -37,7 +37,9 @@ export const initScale: Rule = {
         message: `${layerTitle(layer)}: weight std ${fmt(w.std)} is ${fmt(ratio)}x the ${reference} std ${fmt(target)} for fan_in ${w.fanIn}${layer.activation ? ` before ${layer.activation}` : ""}; ` +
           (small
             ? "activations shrink at every such layer and gradients vanish."
-            : isReluLike(layer) ? "activations grow at every such layer and gradients explode." : "pre-activations are large, so tanh/sigmoid units saturate and their gradients vanish."),
+            : layer.activation === "tanh" || layer.activation === "sigmoid" || layer.activation === "hard_sigmoid"
+              ? `pre-activations are large, so ${layer.activation} units saturate and their gradients vanish.`
+              : "activations grow at every such layer and gradients explode."),
         evidence: { std: w.std, ratio, he: w.expectedStd.he, xavier: w.expectedStd.xavier, lecun: w.expectedStd.lecun, fanIn: w.fanIn, fanOut: w.fanOut, activation: layer.activation ?? null },
         fix: isReluLike(layer)
           ? `Use He initialisation: std = sqrt(2/fan_in) = ${fmt(w.expectedStd.he)} (torch.nn.init.kaiming_normal_(w, nonlinearity="relu")), or add BatchNorm after this layer.`
@@ -51,6 +53,7 @@ export const initScale: Rule = {
 function expectedRange(layer: Layer, w: WeightReport): { reference: string; lo: number; hi: number } {
   const e = w.expectedStd!;
   if (isReluLike(layer) || layer.activation === "gelu" || layer.activation === "elu") return { reference: "He", lo: e.he, hi: e.he };
-  // PyTorch's default init (kaiming_uniform with a = sqrt(5)) gives LeCun/sqrt(3); do not count it as too small.
-  return { reference: w.std < Math.min(e.xavier, e.lecun) ? "Xavier/LeCun" : "Xavier/LeCun", lo: Math.min(e.xavier, e.lecun), hi: Math.max(e.xavier, e.lecun) };
+  // Xavier and LeCun bound the healthy range; PyTorch's default (LeCun/sqrt(3)) stays above SMALL_RATIO.
+  const [lo, hi] = e.xavier <= e.lecun ? [["Xavier", e.xavier], ["LeCun", e.lecun]] as const : [["LeCun", e.lecun], ["Xavier", e.xavier]] as const;
+  return { reference: w.std < lo[1] ? lo[0] : hi[0], lo: lo[1], hi: hi[1] };
 }

@@ -16,7 +16,7 @@ describe("onnx-doctor CLI", () => {
     assert.equal(p.status, 0, p.stderr); // warnings only: --fail-on error passes
     assert.match(p.stdout, /warning\s+activation\.vanishing\s+layers\.18/);
     assert.match(p.stdout, /activation std falls from 0\.1\d+ \(layers\.0\) to \S+e-\d+ \(layers\.18\)/);
-    assert.match(p.stdout, /init\.scale-small\s+layers\.0\n.*weight std 0\.01\d* is 0\.11\dx the Xavier\/LeCun std 0\.0884/);
+    assert.match(p.stdout, /init\.scale-small\s+layers\.0\n.*weight std 0\.01\d* is 0\.11\dx the Xavier std 0\.0884/);
   });
 
   it("writes versioned JSON with the fields other tools rely on", () => {
@@ -55,6 +55,9 @@ describe("onnx-doctor CLI", () => {
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /must be a positive integer/);
     const wrongShape = run("analyze", model("resnet_bn"), "--input", join(FIXTURES, "tanh_tiny_init.probe.npy"));
-    assert.match(wrongShape.stdout, /has shape \[16,128\] but the model expects rank 4/);
+    assert.equal(wrongShape.status, 2);
+    assert.match(wrongShape.stderr, /^onnx-doctor: probe\.input: tanh_tiny_init\.probe\.npy: "input" has shape \[16,128\] but the model expects rank 4/);
+    const badDim = run("analyze", model("resnet_bn"), "--dim", "H=3");
+    assert.match(badDim.stderr, /--dim H: the model has no dimension named "H"; its symbolic dimensions are: batch/);
   });
 });

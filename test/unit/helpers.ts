@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 export const FIXTURES = join(__dirname, "..", "fixtures", "models");
-export const REAL = join(__dirname, "..", "..", "..", "shared", "models", "real");
+/** The shared real models: next to the checkout, or wherever ONNX_DOCTOR_REAL_MODELS points. */
+export const REAL = process.env.ONNX_DOCTOR_REAL_MODELS ?? join(__dirname, "..", "..", "..", "shared", "models", "real");
 
 export interface ExpectedLayer {
   module: string;
