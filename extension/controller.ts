@@ -1,0 +1,153 @@
+import * as path from "node:path";
+import * as vscode from "vscode";
+import type { Report } from "../src/report/types";
+import { probeOptions, readSettings } from "./config";
+import { publish } from "./diagnostics";
+import { Engine, EngineError } from "./engine";
+import type { ReportStore } from "./store";
+
+export interface RunRequest {
+  staticOnly?: boolean;
+  inputFile?: string;
+  /** Show a progress notification with a Cancel button. */
+  notify?: boolean;
+  reason: "command" | "save" | "startup" | "editor";
+}
+
+export type RunEvent =
+  | { uri: vscode.Uri; kind: "progress"; fraction: number; message: string }
+  | { uri: vscode.Uri; kind: "done"; report: Report }
+  | { uri: vscode.Uri; kind: "failed"; code: string; message: string };
+
+/**
+ * Runs analyses (one at a time per model: a new run for a file cancels its previous run), keeps the
+ * report store, the Problems diagnostics and the status bar in step.
+ */
+export class Controller implements vscode.Disposable {
+  private readonly running = new Map<string, { cancel(): void; id: number }>();
+  private readonly events = new vscode.EventEmitter<RunEvent>();
+  readonly onRun = this.events.event;
+  private seq = 0;
+  private readonly status: vscode.StatusBarItem;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly store: ReportStore,
+    readonly diagnostics: vscode.DiagnosticCollection,
+    readonly log: vscode.LogOutputChannel,
+  ) {
+    this.status = vscode.window.createStatusBarItem("modelDoctor.status", vscode.StatusBarAlignment.Left, 10);
+    this.status.name = "Model Doctor";
+    this.status.command = "modelDoctor.findings.focus";
+    this.updateStatus();
+    this.status.show();
+  }
+
+  isRunning(uri: vscode.Uri): boolean {
+    return this.running.has(uri.toString());
+  }
+
+  cancel(uri: vscode.Uri): void {
+    const r = this.running.get(uri.toString());
+    if (r) {
+      r.cancel();
+      this.running.delete(uri.toString());
+      this.updateStatus();
+    }
+  }
+
+  /** Analyses a model; resolves with the report, or undefined when cancelled or failed (already reported). */
+  async analyze(uri: vscode.Uri, req: RunRequest): Promise<Report | undefined> {
+    const key = uri.toString();
+    this.running.get(key)?.cancel();
+    const settings = readSettings(uri);
+    const options = probeOptions(uri, settings, { staticOnly: req.staticOnly, inputFile: req.inputFile });
+    const id = ++this.seq;
+    const handle = this.engine.run(uri.fsPath, options, {
+      timeoutMs: settings.workerTimeoutMs,
+      progress: (fraction, message) => this.events.fire({ uri, kind: "progress", fraction, message }),
+    });
+    this.running.set(key, { cancel: () => handle.cancel(), id });
+    this.updateStatus();
+    const name = path.basename(uri.fsPath);
+    const work = async (progress?: vscode.Progress<{ message?: string; increment?: number }>, token?: vscode.CancellationToken): Promise<Report | undefined> => {
+      token?.onCancellationRequested(() => handle.cancel());
+      let lastFraction = 0;
+      const sub = progress ? this.onRun((e) => {
+        if (e.kind === "progress" && e.uri.toString() === key) {
+          const inc = Math.max(0, (e.fraction - lastFraction) * 100);
+          lastFraction = Math.max(lastFraction, e.fraction);
+          progress.report({ message: e.message, increment: inc });
+        }
+      }) : undefined;
+      try {
+        const report = await handle.promise;
+        if (this.running.get(key)?.id !== id) return undefined; // superseded
+        this.store.set(uri, report, !!options.staticOnly);
+        publish(this.diagnostics, uri, report);
+        this.events.fire({ uri, kind: "done", report });
+        return report;
+      } catch (e) {
+        const err = e instanceof EngineError ? e : new EngineError("error", String(e));
+        if (err.code === "cancelled") {
+          if (this.running.get(key)?.id === id) this.events.fire({ uri, kind: "failed", code: err.code, message: "analysis cancelled" });
+          return undefined;
+        }
+        if (this.running.get(key)?.id !== id) return undefined;
+        this.events.fire({ uri, kind: "failed", code: err.code, message: err.message });
+        if (err.code === "model.invalid" || err.code === "model.unsupported") {
+          const d = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 0), err.message, vscode.DiagnosticSeverity.Error);
+          d.source = "Model Doctor";
+          d.code = err.code;
+          this.diagnostics.set(uri, [d]);
+        }
+        if (req.reason === "command") void vscode.window.showErrorMessage(`Model Doctor: ${name}: ${err.message}`, "Show Log").then((a) => { if (a) this.log.show(); });
+        return undefined;
+      } finally {
+        sub?.dispose();
+        if (this.running.get(key)?.id === id) this.running.delete(key);
+        this.updateStatus();
+      }
+    };
+    if (!req.notify) return work();
+    return vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Model Doctor: analysing ${name}`, cancellable: true },
+      (progress, token) => work(progress, token),
+    );
+  }
+
+  forget(uri: vscode.Uri): void {
+    this.cancel(uri);
+    this.diagnostics.delete(uri);
+    this.store.delete(uri);
+    this.updateStatus();
+  }
+
+  clearAll(): void {
+    for (const r of this.running.values()) r.cancel();
+    this.running.clear();
+    this.diagnostics.clear();
+    this.store.clear();
+    this.updateStatus();
+  }
+
+  updateStatus(): void {
+    const busy = this.running.size;
+    const all = this.store.all();
+    const errors = all.reduce((a, s) => a + s.report.summary.errors, 0);
+    const warnings = all.reduce((a, s) => a + s.report.summary.warnings, 0);
+    if (busy) {
+      this.status.text = `$(loading~spin) Model Doctor: analysing ${busy}`;
+    } else {
+      this.status.text = `$(pulse) ${errors} $(error) ${warnings} $(warning)`;
+    }
+    this.status.tooltip = `Model Doctor: ${all.length} models analysed, ${errors} errors, ${warnings} warnings${vscode.workspace.isTrusted ? "" : " (untrusted workspace: static analysis only)"}`;
+  }
+
+  dispose(): void {
+    for (const r of this.running.values()) r.cancel();
+    this.running.clear();
+    this.status.dispose();
+    this.events.dispose();
+  }
+}
