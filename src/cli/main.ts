@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { analyze, DoctorError } from "../index";
 import { oneLine } from "../onnx/errors";
+import { toHtml } from "../report/html";
 import { toMarkdown } from "../report/markdown";
+import { toSarif } from "../report/sarif";
 import { toText } from "../report/text";
 import { toJson, type Report } from "../report/types";
 import { TOOL_VERSION } from "../version";
@@ -28,7 +31,7 @@ program
   .command("analyze")
   .description("analyse a model from its weights and a forward probe")
   .argument("<model>", "path to an .onnx file")
-  .addOption(new Option("-f, --format <format>", "output format").choices(["text", "json", "markdown"]).default("text"))
+  .addOption(new Option("-f, --format <format>", "output format").choices(["text", "json", "markdown", "sarif", "html"]).default("text"))
   .option("-o, --out <file>", "write the report to a file instead of stdout")
   .addOption(new Option("--fail-on <level>", "exit with 1 when a finding of this severity or worse exists").choices(["error", "warning", "never"]).default("error"))
   .option("--static", "only check the weights; do not run the model")
@@ -40,7 +43,7 @@ program
   .option("--seed <n>", "seed for synthetic probe data", (v) => Number.parseInt(v, 10))
   .option("--threads <n>", "onnxruntime intra-op threads (default: all cores)", positiveInt)
   .action(async (model: string, opts: {
-    format: "text" | "json" | "markdown"; out?: string; failOn: "error" | "warning" | "never"; static?: boolean; input?: string;
+    format: "text" | "json" | "markdown" | "sarif" | "html"; out?: string; failOn: "error" | "warning" | "never"; static?: boolean; input?: string;
     dim?: Record<string, number>; fill?: Record<string, number>; batchSize?: number; batches?: number; seed?: number; threads?: number;
   }) => {
     const interactive = process.stderr.isTTY;
@@ -49,12 +52,26 @@ program
       batchSize: opts.batchSize, batches: opts.batches, seed: opts.seed, intraOpThreads: opts.threads,
     }, { progress: interactive ? (f, msg) => process.stderr.write(`\r\x1b[K${msg}`) : undefined });
     if (interactive) process.stderr.write("\r\x1b[K");
-    const text = opts.format === "json" ? toJson(report) + "\n" : opts.format === "markdown" ? toMarkdown(report) : toText(report, { color: !opts.out && process.stdout.isTTY });
+    const text = render(report, opts.format, !opts.out && process.stdout.isTTY);
     if (opts.out) writeFileSync(opts.out, text);
     else process.stdout.write(text);
     const failing = opts.failOn === "never" ? 0 : opts.failOn === "warning" ? report.summary.errors + report.summary.warnings : report.summary.errors;
     process.exitCode = failing > 0 ? 1 : 0;
   });
+
+function render(report: Report, format: "text" | "json" | "markdown" | "sarif" | "html", color: boolean): string {
+  switch (format) {
+    case "json": return toJson(report) + "\n";
+    case "markdown": return toMarkdown(report);
+    case "sarif": return toSarif(report, { baseDir: process.cwd() });
+    case "html": {
+      // The report page's script is the webview bundle, built next to this file.
+      const bundle = join(__dirname, "webview.js");
+      return toHtml(report, existsSync(bundle) ? { script: readFileSync(bundle, "utf8") } : {});
+    }
+    default: return toText(report, { color });
+  }
+}
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // One line, no stack: the user needs the reason, not our call chain.

@@ -43,6 +43,18 @@ describe("onnx-doctor CLI", () => {
     assert.match(md.stdout, /\| 0 \| layers\.0 \| Gemm \| relu \|/);
   });
 
+  it("writes SARIF 2.1.0 and a standalone HTML report", () => {
+    const sarif = JSON.parse(run("analyze", model("dead_relu"), "-f", "sarif").stdout);
+    assert.equal(sarif.version, "2.1.0");
+    const json = JSON.parse(run("analyze", model("dead_relu"), "-f", "json").stdout);
+    assert.equal(sarif.runs[0].results.length, json.findings.length);
+    assert.ok(sarif.runs[0].results.some((r: { ruleId: string; level: string }) => r.ruleId === "activation.dead" && r.level === "error"));
+    const html = run("analyze", model("dead_relu"), "-f", "html").stdout;
+    assert.match(html, /^<!DOCTYPE html>/i);
+    assert.match(html, /Content-Security-Policy/);
+    assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href="http/i, "no network resources");
+  });
+
   it("names the first node that produces NaN", () => {
     const r = JSON.parse(run("analyze", model("nan_weight"), "-f", "json").stdout);
     const nf = r.findings.find((f: { category: string }) => f.category === "numeric.nonfinite");
