@@ -75,7 +75,7 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
     schemaVersion: SCHEMA_VERSION,
     tool: { name: TOOL_NAME, version: TOOL_VERSION },
     model: {
-      path, sha256: model.sha256, irVersion: model.irVersion, opsets: { ...model.opsets }, producer: model.producer,
+      path, sha256: await model.sha256, irVersion: model.irVersion, opsets: { ...model.opsets }, producer: model.producer,
       parameterCount: parameterCount(model), weightsLookTrained: ctx.modelLooksTrained, nodeCount: model.nodes.length + model.subgraphNodes.length, sizeBytes: model.byteLength,
     },
     probe: {

@@ -51,8 +51,9 @@ const halfTable = (() => {
 })();
 
 /**
- * Decodes little-endian raw tensor bytes into float32 (or float64 for doubles). Always copies,
- * because protobuf hands out views into the file that are often misaligned for typed arrays.
+ * Decodes little-endian raw tensor bytes into float32 (or float64 for doubles). float32/float64
+ * data that happens to be aligned in the file is returned as a view (treat it as read-only);
+ * misaligned data, which protobuf often hands out, is copied.
  */
 export function decodeRaw(bytes: Uint8Array, dtype: DType, count: number): Float32Array | Float64Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -60,11 +61,13 @@ export function decodeRaw(bytes: Uint8Array, dtype: DType, count: number): Float
   if (bytes.byteLength < need) throw new RangeError(`raw data has ${bytes.byteLength} bytes, ${need} expected`);
   switch (dtype) {
     case "float32": {
+      if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, count);
       const out = new Float32Array(count);
       new Uint8Array(out.buffer).set(bytes.subarray(0, need));
       return out;
     }
     case "float64": {
+      if (bytes.byteOffset % 8 === 0) return new Float64Array(bytes.buffer, bytes.byteOffset, count);
       const out = new Float64Array(count);
       new Uint8Array(out.buffer).set(bytes.subarray(0, need));
       return out;

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { Worker } from "node:worker_threads";
 import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -29,7 +30,7 @@ export interface LoadOptions {
 export function loadModel(path: string, options: LoadOptions = {}): Model {
   let bytes: Uint8Array;
   try {
-    bytes = options.bytes ?? readFileSync(path);
+    bytes = options.bytes ?? readShared(path);
   } catch (e) {
     throw new DoctorError("model.invalid", `cannot read ${path}: ${oneLine(e)}`);
   }
@@ -84,7 +85,7 @@ export function loadModel(path: string, options: LoadOptions = {}): Model {
   const toSpec = (v: { name: string; type?: TypeProto }): ValueSpec => valueSpec(v.name, v.type);
   return {
     path,
-    sha256: createHash("sha256").update(bytes).digest("hex"),
+    sha256: sha256Hex(bytes),
     byteLength: bytes.byteLength,
     irVersion,
     opsets,
@@ -97,6 +98,44 @@ export function loadModel(path: string, options: LoadOptions = {}): Model {
     proto,
     externalFiles,
   };
+}
+
+/** Files at least this big are hashed on a worker thread, in parallel with the analysis. */
+const PARALLEL_HASH_BYTES = 32 << 20;
+
+/** Reads a file into shared memory, so a hashing thread can read it without a copy. */
+function readShared(path: string): Uint8Array {
+  const size = statSync(path).size;
+  if (size < PARALLEL_HASH_BYTES) return readFileSync(path);
+  const bytes = new Uint8Array(new SharedArrayBuffer(size));
+  const fd = openSync(path, "r");
+  try {
+    for (let at = 0; at < size;) {
+      const n = readSync(fd, bytes, at, Math.min(size - at, 1 << 30), at);
+      if (n === 0) throw new Error(`file shrank while reading (${at} of ${size} bytes)`);
+      at += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
+}
+
+const hashWorkerSource = `
+  const { parentPort, workerData } = require("node:worker_threads");
+  const { createHash } = require("node:crypto");
+  parentPort.postMessage(createHash("sha256").update(new Uint8Array(workerData)).digest("hex"));
+`;
+
+function sha256Hex(bytes: Uint8Array): Promise<string> {
+  if (!(bytes.buffer instanceof SharedArrayBuffer) || bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) {
+    return Promise.resolve(createHash("sha256").update(bytes).digest("hex"));
+  }
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(hashWorkerSource, { eval: true, workerData: bytes.buffer });
+    worker.once("message", (hex: string) => { resolve(hex); void worker.terminate(); });
+    worker.once("error", reject);
+  });
 }
 
 function valueSpec(name: string, type: TypeProto | undefined): ValueSpec {

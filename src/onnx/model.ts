@@ -47,7 +47,8 @@ export interface GraphNode {
 /** A decoded ONNX model: read-only, with constants resolved. */
 export interface Model {
   readonly path: string;
-  readonly sha256: string;
+  /** Hex SHA-256 of the file, computed on libuv's thread pool while the weights are analysed. */
+  readonly sha256: Promise<string>;
   readonly byteLength: number;
   readonly irVersion: number;
   readonly opsets: Readonly<Record<string, number>>;

@@ -26,17 +26,31 @@ export function moments(values: Float32Array | Float64Array | readonly number[])
   let shift = NaN;
   for (let i = 0; i < n && shift !== shift; i++) if (values[i] - values[i] === 0) shift = values[i];
   if (shift !== shift) return { count: n, mean: NaN, std: NaN, min: NaN, max: NaN, zeroFraction: 0, nonFinite: n, kurtosis: NaN, skewness: NaN };
+  // Fast path without branches (random weights defeat branch prediction): NaN/Inf make s1 NaN,
+  // and only then does the slower pass that skips them run.
   let s1 = 0, s2 = 0, min = Infinity, max = -Infinity, zeros = 0, nonFinite = 0;
   for (let i = 0; i < n; i++) {
     const v = values[i];
-    // v - v is NaN exactly for NaN and ±Inf; cheaper than a call per element.
-    if (v - v !== 0) { nonFinite++; continue; }
     const d = v - shift;
     s1 += d;
     s2 += d * d;
-    if (v < min) min = v;
-    if (v > max) max = v;
-    if (v === 0) zeros++;
+    min = v < min ? v : min;
+    max = v > max ? v : max;
+    zeros += v === 0 ? 1 : 0;
+  }
+  if (s1 !== s1 || s2 === Infinity) {
+    s1 = 0; s2 = 0; min = Infinity; max = -Infinity; zeros = 0;
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      // v - v is NaN exactly for NaN and ±Inf.
+      if (v - v !== 0) { nonFinite++; continue; }
+      const d = v - shift;
+      s1 += d;
+      s2 += d * d;
+      min = v < min ? v : min;
+      max = v > max ? v : max;
+      zeros += v === 0 ? 1 : 0;
+    }
   }
   const finite = n - nonFinite;
   const meanShift = s1 / finite;
