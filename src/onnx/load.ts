@@ -166,7 +166,7 @@ function resolveDerivedConstant(n: GraphNode, constants: Map<string, ConstTensor
     case "ConstantOfShape": {
       const shape = input(0);
       if (!shape) return;
-      const dims = Array.from(shape.values());
+      const dims = checkedDims(Array.from(shape.values()), out);
       const valueAttr = n.attrs.get("value")?.t;
       const value = valueAttr ? reader.tensor(valueAttr, "ConstantOfShape") : undefined;
       const fill = value ? value.values()[0] ?? 0 : 0;
@@ -214,6 +214,17 @@ function resolveDerivedConstant(n: GraphNode, constants: Map<string, ConstTensor
       return;
     }
   }
+}
+
+/** Largest element count we accept for one tensor (2^36, 256 GB of float32): beyond it, a bad file. */
+const MAX_ELEMENTS = 2 ** 36;
+
+function checkedDims(dims: number[], tensor: string): number[] {
+  const size = dims.reduce((a, b) => a * b, 1);
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0) || size > MAX_ELEMENTS) {
+    throw new DoctorError("model.invalid", `tensor ${tensor} declares an impossible shape [${dims.join(", ")}]`);
+  }
+  return dims;
 }
 
 function arrayTensor(name: string, dims: number[], values: number[], dtype: DType): ConstTensor {
@@ -282,7 +293,7 @@ class TensorReader {
   constructor(private readonly modelDir: string, private readonly externalFiles: Map<string, string>) {}
 
   tensor(t: TensorProto, source: "initializer" | "Constant" | "ConstantOfShape", name = t.name): ConstTensor {
-    const dims = t.dims.map(Number);
+    const dims = checkedDims(t.dims.map(Number), name);
     const size = dims.reduce((a, b) => a * b, 1);
     const dtype = dtypeFromOnnx(t.dataType);
     if (dtype === "unsupported") {
