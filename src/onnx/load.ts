@@ -79,7 +79,14 @@ export function loadModel(path: string, options: LoadOptions = {}): Model {
     });
   };
   visitGraph(graph, "", nodes);
-  for (const n of [...nodes, ...subgraphNodes]) resolveDerivedConstant(n, constants, reader);
+  for (const n of [...nodes, ...subgraphNodes]) {
+    try {
+      resolveDerivedConstant(n, constants, reader);
+    } catch {
+      // A constant we cannot derive (odd types, impossible shapes) stays unknown; onnxruntime
+      // reports a genuinely broken node when the probe runs.
+    }
+  }
 
   const initNames = new Set(graph.initializer.map((t) => t.name));
   const toSpec = (v: { name: string; type?: TypeProto }): ValueSpec => valueSpec(v.name, v.type);
@@ -296,7 +303,7 @@ class TensorReader {
     const dims = checkedDims(t.dims.map(Number), name);
     const size = dims.reduce((a, b) => a * b, 1);
     const dtype = dtypeFromOnnx(t.dataType);
-    if (dtype === "unsupported") {
+    if (dtype === "unsupported" || dtype === "string") {
       return { name, dtype, dims, size, source, values: () => { throw new DoctorError("model.unsupported", `tensor ${name} has element type ${onnxName(t.dataType)}, which the engine cannot read`); } };
     }
     if (t.dataLocation === TensorProto_DataLocation.EXTERNAL) return this.external(t, name, dtype, dims, size);
