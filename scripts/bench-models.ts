@@ -3,9 +3,11 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   AttributeProto_AttributeType as AT, AttributeProtoSchema, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema,
-  OperatorSetIdProtoSchema, TensorProto_DataType as DT, TensorProtoSchema, TensorShapeProtoSchema, TypeProtoSchema, ValueInfoProtoSchema,
+  OperatorSetIdProtoSchema, StringStringEntryProtoSchema, TensorProto_DataLocation, TensorProto_DataType as DT, TensorProtoSchema, TensorShapeProtoSchema, TypeProtoSchema, ValueInfoProtoSchema,
   type NodeProto, type TensorProto,
 } from "../src/onnx/gen/onnx_pb";
+import { closeSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
 import { Random } from "../src/stats/random";
 
 const random = new Random(42);
@@ -68,6 +70,43 @@ export function resnet18(): Uint8Array {
   inits.push(tensor("fc.weight", [1000, 512], Math.sqrt(1 / 512)), tensor("fc.bias", [1000], 0, 0));
   nodes.push(create(NodeProtoSchema, { opType: "Gemm", input: [x, "fc.weight", "fc.bias"], output: ["logits"], name: "/fc/Gemm", attribute: [create(AttributeProtoSchema, { name: "transB", type: AT.INT, i: 1n })] }));
   return model(nodes, inits, io("input", ["batch", 3, 224, 224]), io("logits", ["batch", 1000]));
+}
+
+/**
+ * The same wide MLP with every weight in one external data file, written layer by layer so the
+ * generator never holds more than one layer (for the 2 GB+ scale test).
+ */
+export function wideMlpExternal(megabytes: number, dir: string, width = 4096): string {
+  const perLayer = width * width * 4;
+  const layers = Math.ceil((megabytes * 1e6) / perLayer);
+  const dataFile = join(dir, "wide-mlp.weights.bin");
+  const fd = openSync(dataFile, "w");
+  const nodes: NodeProto[] = [];
+  const inits: TensorProto[] = [];
+  let x = "input";
+  const layer = new Float32Array(width * width);
+  let state = 12345;
+  const scale = Math.sqrt(2 / width) * Math.sqrt(3);
+  for (let i = 0; i < layers; i++) {
+    // Uniform with He std: cheap to generate, and the statistics are what matter here.
+    for (let k = 0; k < layer.length; k++) {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      layer[k] = scale * (state / 2147483648 - 1);
+    }
+    writeSync(fd, new Uint8Array(layer.buffer), 0, perLayer, i * perLayer);
+    inits.push(create(TensorProtoSchema, {
+      name: `layers.${i}.weight`, dataType: DT.FLOAT, dims: [BigInt(width), BigInt(width)], dataLocation: TensorProto_DataLocation.EXTERNAL,
+      externalData: [["location", "wide-mlp.weights.bin"], ["offset", String(i * perLayer)], ["length", String(perLayer)]].map(([key, value]) => create(StringStringEntryProtoSchema, { key, value })),
+    }));
+    nodes.push(create(NodeProtoSchema, { opType: "MatMul", input: [x, `layers.${i}.weight`], output: [`h${i}`], name: `/layers/layers.${i}/MatMul` }));
+    nodes.push(create(NodeProtoSchema, { opType: "Relu", input: [`h${i}`], output: [`a${i}`], name: `/act${i}/Relu` }));
+    x = `a${i}`;
+  }
+  closeSync(fd);
+  nodes.push(create(NodeProtoSchema, { opType: "Identity", input: [x], output: ["output"] }));
+  const path = join(dir, "wide-mlp-external.onnx");
+  writeFileSync(path, model(nodes, inits, io("input", ["batch", width]), io("output", ["batch", width])));
+  return path;
 }
 
 /** A deep wide ReLU MLP whose weights total `megabytes` MB. */

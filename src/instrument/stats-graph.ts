@@ -11,8 +11,11 @@ import {
   type AttributeProto,
   type NodeProto,
   type TensorProto,
+  type ValueInfoProto,
 } from "../onnx/gen/onnx_pb";
+import { originalBytes } from "../onnx/load";
 import type { Model } from "../onnx/model";
+import type { ModelImage } from "../runtime/session";
 import { defaultOpset } from "../onnx/model";
 
 /** A tensor to summarise inside the graph, and which extra statistics it needs. */
@@ -49,7 +52,16 @@ export const SAMPLE_SIZE = 2048;
  * vectors leave onnxruntime, never whole activations. Emits ops in the forms the model's own opset
  * accepts (attribute axes before opset 18, attribute Slice before opset 10).
  */
-export function instrumentStatistics(model: Model, taps: readonly Tap[]): { bytes: Uint8Array; outputs: TapOutputs[] } {
+/** More nodes to append along with the statistics (the backward graph and its reductions). */
+export interface GraphAdditions {
+  readonly nodes: readonly NodeProto[];
+  readonly initializers: readonly TensorProto[];
+  /** Extra graph inputs, fed at run time (loss targets). */
+  readonly inputs: readonly ValueInfoProto[];
+  readonly outputs: readonly string[];
+}
+
+export function instrumentStatistics(model: Model, taps: readonly Tap[], extra?: GraphAdditions): { bytes: ModelImage; outputs: TapOutputs[] } {
   const opset = defaultOpset(model);
   const b = new NodeBuilder("__doctor");
   const outputs: TapOutputs[] = [];
@@ -87,23 +99,41 @@ export function instrumentStatistics(model: Model, taps: readonly Tap[]): { byte
     outputs.push({ mean, m2, max, min, size, nonzero, saturated, unitMax, sample });
   }
   const names = outputs.flatMap((o) => [o.mean, o.m2, o.max, o.min, o.size, o.nonzero, o.saturated, o.unitMax, o.sample]).filter((n): n is string => !!n);
+  if (extra) {
+    const bytes = serializeWith(model, [...b.nodes, ...extra.nodes], [...b.initializers, ...extra.initializers], [...names, ...extra.outputs], extra.inputs);
+    return { bytes, outputs };
+  }
   return { bytes: serializeWith(model, b.nodes, b.initializers, names), outputs };
 }
 
-/** Serialises the model with extra nodes, constants and outputs; the original proto is untouched. */
-export function serializeWith(model: Model, nodes: NodeProto[], initializers: TensorProto[], outputNames: readonly string[]): Uint8Array {
+/**
+ * The model with extra nodes, constants, inputs and outputs, for onnxruntime. For a model as
+ * loaded from its file this is the file's bytes plus a small appended ModelProto holding only the
+ * additions: protobuf merges a repeated `graph` field, so nothing of a multi-gigabyte model is
+ * re-encoded or copied (the runtime can even read it from a file). Other models are re-encoded.
+ */
+export function serializeWith(model: Model, nodes: NodeProto[], initializers: TensorProto[], outputNames: readonly string[], inputs: readonly ValueInfoProto[] = []): ModelImage {
   const graph = model.proto.graph!;
   const existing = new Set(graph.output.map((o) => o.name));
+  const newOutputs = outputNames.filter((n) => !existing.has(n)).map((name) => create(ValueInfoProtoSchema, { name }));
+  const original = originalBytes(model.proto);
+  if (original) {
+    const addition = toBinary(ModelProtoSchema, create(ModelProtoSchema, {
+      graph: create(GraphProtoSchema, { node: nodes, initializer: initializers, input: [...inputs], output: newOutputs }),
+    }));
+    return { path: model.path, parts: [original, addition] };
+  }
   const copy = create(ModelProtoSchema, {
     ...model.proto,
     graph: create(GraphProtoSchema, {
       ...graph,
       node: [...graph.node, ...nodes],
       initializer: [...graph.initializer, ...initializers],
-      output: [...graph.output, ...outputNames.filter((n) => !existing.has(n)).map((name) => create(ValueInfoProtoSchema, { name }))],
+      input: [...graph.input, ...inputs],
+      output: [...graph.output, ...newOutputs],
     }),
   });
-  return toBinary(ModelProtoSchema, copy);
+  return { path: undefined, parts: [toBinary(ModelProtoSchema, copy)] };
 }
 
 type AttrValue = number | number[] | string;
@@ -157,7 +187,8 @@ export class NodeBuilder {
     return name;
   }
 
-  private constant(value: TensorProto): string {
+  /** A Constant node holding `value`; subclasses (the autodiff emitter) add typed constants. */
+  protected constant(value: TensorProto): string {
     const out = this.fresh("const");
     this.nodes.push(create(NodeProtoSchema, {
       name: out, opType: "Constant", input: [], output: [out],

@@ -88,6 +88,7 @@ export function loadModel(path: string, options: LoadOptions = {}): Model {
     }
   }
 
+  sourceBytes.set(proto, bytes);
   const initNames = new Set(graph.initializer.map((t) => t.name));
   const toSpec = (v: { name: string; type?: TypeProto }): ValueSpec => valueSpec(v.name, v.type);
   return {
@@ -105,6 +106,14 @@ export function loadModel(path: string, options: LoadOptions = {}): Model {
     proto,
     externalFiles,
   };
+}
+
+// The bytes each decoded proto came from, so a rewrite can append to them instead of re-encoding.
+const sourceBytes = new WeakMap<ModelProto, Uint8Array>();
+
+/** The file bytes a proto was decoded from, if it is still the proto `loadModel` made. */
+export function originalBytes(proto: ModelProto): Uint8Array | undefined {
+  return sourceBytes.get(proto);
 }
 
 /** Files at least this big are hashed on a worker thread, in parallel with the analysis. */

@@ -1,10 +1,48 @@
-import { readFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
 
 // Errors reach the user through our messages; onnxruntime's own console logging would duplicate them.
 ort.env.logLevel = "fatal";
 import type { DType } from "../onnx/dtype";
 import { DoctorError, oneLine } from "../onnx/errors";
+import { TEMP_PREFIX } from "./temp-files";
+
+/** Bigger models are handed to onnxruntime as a file rather than as bytes. */
+export const IN_MEMORY_LIMIT = 256 << 20;
+
+/**
+ * Model bytes in parts: the original file (when `path` is set and `parts[0]` is its content) and
+ * an appended ModelProto with additions, or one complete encoding.
+ */
+export interface ModelImage {
+  readonly path: string | undefined;
+  readonly parts: readonly Uint8Array[];
+}
+
+/**
+ * Writes the model next to the original (external data resolves relative to the model file) or,
+ * without external data, into the temp folder when the model's folder is read-only. The original
+ * is copied by the kernel, not through this process's memory.
+ */
+function writeNextTo(path: string, parts: readonly Uint8Array[], needsModelFolder: boolean): string | undefined {
+  const name = `${TEMP_PREFIX}${process.pid}-${Math.random().toString(36).slice(2)}.onnx`;
+  const folders = needsModelFolder ? [dirname(resolve(path))] : [dirname(resolve(path)), tmpdir()];
+  for (const folder of folders) {
+    const temp = join(folder, name);
+    try {
+      const [first, ...rest] = parts;
+      if (statSync(path).size === first.byteLength) copyFileSync(path, temp);
+      else writeFileSync(temp, first);
+      for (const p of rest) appendFileSync(temp, p);
+      return temp;
+    } catch {
+      rmSync(temp, { force: true });
+    }
+  }
+  return undefined;
+}
 
 /** A tensor handed to or returned by the runtime. */
 export interface HostTensor {
@@ -16,6 +54,8 @@ export interface HostTensor {
 export interface SessionOptions {
   /** Threads for one operator; 0 lets onnxruntime choose. */
   intraOpThreads?: number;
+  /** Graph optimizations (default "all"); "disabled" keeps Shape nodes from being folded from inferred shapes. */
+  optimization?: "all" | "disabled";
 }
 
 /**
@@ -26,18 +66,34 @@ export class RuntimeSession {
   private constructor(private readonly session: ort.InferenceSession) {}
 
   /**
-   * Creates a session from model bytes. External data files are handed over in memory:
-   * onnxruntime refuses external paths outside the model's folder, and a model given as bytes
-   * has no folder (it also rejects symlinks that leave a temporary one).
+   * Creates a session. Small models go to onnxruntime as bytes (external data in memory: a model
+   * given as bytes has no folder for onnxruntime to resolve it against). Models with external
+   * data or of more than {@link IN_MEMORY_LIMIT} bytes are written, with their additions, to a
+   * hidden temporary file next to the original, so onnxruntime reads the weights itself; the file
+   * is removed as soon as the session exists.
    */
-  static async open(bytes: Uint8Array, externalFiles: ReadonlyMap<string, string>, options: SessionOptions = {}): Promise<RuntimeSession> {
+  static async open(image: ModelImage | Uint8Array, externalFiles: ReadonlyMap<string, string>, options: SessionOptions = {}): Promise<RuntimeSession> {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: options.intraOpThreads ?? 0,
-      graphOptimizationLevel: "all",
+      graphOptimizationLevel: options.optimization ?? "all",
       logSeverityLevel: 4,
-      externalData: [...externalFiles].map(([path, file]) => ({ path, data: readFileSync(file) })),
     };
+    const parts = image instanceof Uint8Array ? [image] : image.parts;
+    const path = image instanceof Uint8Array ? undefined : image.path;
+    const size = parts.reduce((a, p) => a + p.byteLength, 0);
     try {
+      if (path && (externalFiles.size > 0 || size > IN_MEMORY_LIMIT)) {
+        const temp = writeNextTo(path, parts, externalFiles.size > 0);
+        if (temp) {
+          try {
+            return new RuntimeSession(await ort.InferenceSession.create(temp, sessionOptions));
+          } finally {
+            rmSync(temp, { force: true });
+          }
+        }
+      }
+      const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+      sessionOptions.externalData = [...externalFiles].map(([location, file]) => ({ path: location, data: readFileSync(file) }));
       return new RuntimeSession(await ort.InferenceSession.create(bytes, sessionOptions));
     } catch (e) {
       throw new DoctorError("model.unsupported", `onnxruntime cannot load the model: ${shortRuntimeMessage(e)}`);
@@ -46,6 +102,13 @@ export class RuntimeSession {
 
   get inputNames(): readonly string[] {
     return this.session.inputNames;
+  }
+
+  /** Element type of every tensor output, as onnxruntime inferred it (outputs added untyped included). */
+  outputTypes(): Map<string, DType> {
+    const types = new Map<string, DType>();
+    for (const m of this.session.outputMetadata) if (m.isTensor) types.set(m.name, fromOrtType(m.type));
+    return types;
   }
 
   async run(feeds: Record<string, HostTensor>, fetch: readonly string[]): Promise<Record<string, HostTensor>> {
