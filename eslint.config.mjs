@@ -2,7 +2,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "src/onnx/gen/**", "test/fixtures/**", "out/**", ".cache/**", "**/*.mjs", "**/*.py"] },
+  { ignores: ["dist/**", "node_modules/**", "tmp/**", "bench-out/**", "src/onnx/gen/**", "test/fixtures/**", "out/**", ".cache/**", "**/*.mjs", "**/*.py"] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -43,6 +43,11 @@ export class Controller implements vscode.Disposable {
     this.status.show();
   }
 
+  /** How many analyses are running now. */
+  get runningCount(): number {
+    return this.running.size;
+  }
+
   isRunning(uri: vscode.Uri): boolean {
     return this.running.has(uri.toString());
   }
@@ -90,7 +95,7 @@ export class Controller implements vscode.Disposable {
       } catch (e) {
         const err = e instanceof EngineError ? e : new EngineError("error", String(e));
         if (err.code === "cancelled") {
-          if (this.running.get(key)?.id === id) this.events.fire({ uri, kind: "failed", code: err.code, message: "analysis cancelled" });
+          if (this.running.get(key)?.id === id) this.events.fire({ uri, kind: "failed", code: err.code, message: vscode.l10n.t("analysis cancelled") });
           return undefined;
         }
         if (this.running.get(key)?.id !== id) return undefined;
@@ -101,7 +106,8 @@ export class Controller implements vscode.Disposable {
           d.code = err.code;
           this.diagnostics.set(uri, [d]);
         }
-        if (req.reason === "command") void vscode.window.showErrorMessage(`Model Doctor: ${name}: ${err.message}`, "Show Log").then((a) => { if (a) this.log.show(); });
+        const showLog = vscode.l10n.t("Show Log");
+        if (req.reason === "command") void vscode.window.showErrorMessage(vscode.l10n.t("Model Doctor: {0}: {1}", name, err.message), showLog).then((a) => { if (a === showLog) this.log.show(); });
         return undefined;
       } finally {
         sub?.dispose();
@@ -111,7 +117,7 @@ export class Controller implements vscode.Disposable {
     };
     if (!req.notify) return work();
     return vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Model Doctor: analysing ${name}`, cancellable: true },
+      { location: vscode.ProgressLocation.Notification, title: vscode.l10n.t("Model Doctor: analysing {0}", name), cancellable: true },
       (progress, token) => work(progress, token),
     );
   }
@@ -137,11 +143,13 @@ export class Controller implements vscode.Disposable {
     const errors = all.reduce((a, s) => a + s.report.summary.errors, 0);
     const warnings = all.reduce((a, s) => a + s.report.summary.warnings, 0);
     if (busy) {
-      this.status.text = `$(loading~spin) Model Doctor: analysing ${busy}`;
+      this.status.text = `$(loading~spin) ${vscode.l10n.t("Model Doctor: analysing {0}", busy)}`;
     } else {
       this.status.text = `$(pulse) ${errors} $(error) ${warnings} $(warning)`;
     }
-    this.status.tooltip = `Model Doctor: ${all.length} models analysed, ${errors} errors, ${warnings} warnings${vscode.workspace.isTrusted ? "" : " (untrusted workspace: static analysis only)"}`;
+    this.status.tooltip = vscode.workspace.isTrusted
+      ? vscode.l10n.t("Model Doctor: {0} models analysed, {1} errors, {2} warnings", all.length, errors, warnings)
+      : vscode.l10n.t("Model Doctor: {0} models analysed, {1} errors, {2} warnings (untrusted workspace: static analysis only)", all.length, errors, warnings);
   }
 
   dispose(): void {

@@ -9,7 +9,7 @@ export const SEVERITY: Record<Severity, vscode.DiagnosticSeverity> = {
 
 /** One Problems entry per finding, on the model file (binary, so at line 1). `code` is the category. */
 export function toDiagnostic(f: Finding): vscode.Diagnostic {
-  const d = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 0), `${f.message}\nFix: ${f.fix}`, SEVERITY[f.severity] ?? vscode.DiagnosticSeverity.Information);
+  const d = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 0), `${f.message}\n${vscode.l10n.t("Fix: {0}", f.fix)}`, SEVERITY[f.severity] ?? vscode.DiagnosticSeverity.Information);
   d.source = "Model Doctor";
   d.code = f.category;
   return d;

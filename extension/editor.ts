@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { isFromWebview, type ToWebview } from "../webview/protocol";
+import { jsonForScript } from "../src/report/html";
 import type { Controller } from "./controller";
 import type { StoredReport } from "./store";
 
@@ -67,7 +68,7 @@ export class ReportEditorProvider implements vscode.CustomReadonlyEditorProvider
           const s = this.controller.store.get(uri);
           if (s) void panel.webview.postMessage(this.reportMessage(s));
           else if (!this.controller.isRunning(uri)) void this.controller.analyze(uri, { reason: "editor", notify: false });
-          else void panel.webview.postMessage({ type: "analyzing", fraction: 0, message: "Analysing…" } satisfies ToWebview);
+          else void panel.webview.postMessage({ type: "analyzing", fraction: 0, message: vscode.l10n.t("Analysing…") } satisfies ToWebview);
           const p = this.pending.get(key);
           if (p) { this.pending.delete(key); void panel.webview.postMessage(p); }
           break;
@@ -108,7 +109,7 @@ export class ReportEditorProvider implements vscode.CustomReadonlyEditorProvider
     const script = webview.asWebviewUri(vscode.Uri.joinPath(this.context.extensionUri, "dist", "webview.js"));
     const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
     return `<!DOCTYPE html>
-<html lang="en">
+<html lang="${esc(vscode.env.language)}">
 <head>
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src ${webview.cspSource} data:; font-src ${webview.cspSource}; style-src ${webview.cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}';">
@@ -117,6 +118,7 @@ export class ReportEditorProvider implements vscode.CustomReadonlyEditorProvider
 </head>
 <body>
 <main id="app"></main>
+<script type="application/json" id="md-l10n">${jsonForScript(vscode.l10n.bundle ?? {})}</script>
 <script nonce="${nonce}" src="${script.toString()}"></script>
 </body>
 </html>`;

@@ -5,6 +5,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as vscode from "vscode";
 import type { Report } from "../src/report/types";
 import { isFromWorker, type ToWorker, type WorkerAnalyzeOptions } from "./worker/protocol";
 
@@ -104,21 +105,27 @@ export class Engine {
           finish(new EngineError(m.code, m.message));
         }
       });
-      child.on("error", (e) => finish(new EngineError("worker.failed", `the analysis worker could not start: ${e.message}`)));
+      child.on("error", (e) => finish(new EngineError("worker.failed", vscode.l10n.t("the analysis worker could not start: {0}", e.message))));
       child.on("exit", (code, signal) => {
         const tail = stderr.trim().split("\n").slice(-3).join(" | ");
+        const how = signal ? vscode.l10n.t("signal {0}", signal) : vscode.l10n.t("exit code {0}", String(code));
         finish(new EngineError("worker.crashed",
-          `the analysis worker stopped unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})${tail ? `: ${tail}` : ""}. The next analysis starts a fresh worker.`));
+          vscode.l10n.t("the analysis worker stopped unexpectedly ({0}){1}. The next analysis starts a fresh worker.", how, tail ? `: ${tail}` : "")));
       });
       timer = setTimeout(() => {
-        finish(new EngineError("timeout", `the analysis took longer than ${Math.round(opts.timeoutMs / 1000)} s and was stopped (setting modelDoctor.workerTimeoutSeconds)`));
+        finish(new EngineError("timeout", vscode.l10n.t("the analysis took longer than {0} s and was stopped (setting modelDoctor.workerTimeoutSeconds)", Math.round(opts.timeoutMs / 1000))));
       }, opts.timeoutMs);
     });
     return {
       promise,
       pid: child.pid,
-      cancel: () => finish(new EngineError("cancelled", "analysis cancelled"), undefined, true),
+      cancel: () => finish(new EngineError("cancelled", vscode.l10n.t("analysis cancelled")), undefined, true),
     };
+  }
+
+  /** Process ids of the workers that are running now (for the tests and the log). */
+  livePids(): number[] {
+    return [...this.live].map((c) => c.pid).filter((p): p is number => p !== undefined);
   }
 
   dispose(): void {

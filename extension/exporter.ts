@@ -21,10 +21,10 @@ export function render(report: Report, format: ExportFormat, distDir: string, ba
 
 export async function pickFormat(): Promise<ExportFormat | undefined> {
   const items: (vscode.QuickPickItem & { format: ExportFormat })[] = [
-    { label: "HTML", description: "standalone report with charts (no network)", format: "html" },
-    { label: "JSON", description: "the full report, schema version 1", format: "json" },
-    { label: "Markdown", description: "findings and layer table", format: "markdown" },
-    { label: "SARIF 2.1.0", description: "for code scanning in CI", format: "sarif" },
+    { label: "HTML", description: vscode.l10n.t("standalone report with charts (no network)"), format: "html" },
+    { label: "JSON", description: vscode.l10n.t("the full report, schema version 1"), format: "json" },
+    { label: "Markdown", description: vscode.l10n.t("findings and layer table"), format: "markdown" },
+    { label: "SARIF 2.1.0", description: vscode.l10n.t("for code scanning in CI"), format: "sarif" },
   ];
-  return (await vscode.window.showQuickPick(items, { title: "Export Model Doctor report as" }))?.format;
+  return (await vscode.window.showQuickPick(items, { title: vscode.l10n.t("Export Model Doctor report as") }))?.format;
 }

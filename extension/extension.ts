@@ -11,6 +11,7 @@ import { Engine } from "./engine";
 import { EXTENSIONS, pickFormat, render, type ExportFormat } from "./exporter";
 import { ReportStore } from "./store";
 import { FindingsTree, type FindingsNode } from "./tree";
+import { isEngineTempFile } from "../src/runtime/temp-files";
 
 /** What activate() returns: used by the integration tests (and available to other extensions). */
 export interface ModelDoctorApi {
@@ -23,7 +24,9 @@ export interface ModelDoctorApi {
   treeChildren(node?: FindingsNode): FindingsNode[];
 }
 
-const isOnnx = (uri: vscode.Uri | undefined): uri is vscode.Uri => !!uri && uri.scheme === "file" && uri.fsPath.toLowerCase().endsWith(".onnx");
+// The engine's own short-lived copies next to big models must not trigger lint on save.
+const isOnnx = (uri: vscode.Uri | undefined): uri is vscode.Uri =>
+  !!uri && uri.scheme === "file" && uri.fsPath.toLowerCase().endsWith(".onnx") && !isEngineTempFile(uri.fsPath);
 
 export function activate(context: vscode.ExtensionContext): ModelDoctorApi {
   const log = vscode.window.createOutputChannel("Model Doctor", { log: true });
@@ -61,10 +64,10 @@ export function activate(context: vscode.ExtensionContext): ModelDoctorApi {
     if (isOnnx(vscode.window.activeTextEditor?.document.uri)) return vscode.window.activeTextEditor!.document.uri;
     const files = await vscode.workspace.findFiles("**/*.onnx", "**/node_modules/**", 200);
     if (files.length) {
-      const pick = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })), { title: "Which model?" });
+      const pick = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })), { title: vscode.l10n.t("Which model?") });
       return pick?.uri;
     }
-    const open = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { "ONNX model": ["onnx"] } });
+    const open = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { [vscode.l10n.t("ONNX model")]: ["onnx"] } });
     return open?.[0];
   }
 
@@ -87,12 +90,12 @@ export function activate(context: vscode.ExtensionContext): ModelDoctorApi {
       const uri = await resolveModel(arg);
       if (!uri) return undefined;
       if (!vscode.workspace.isTrusted) {
-        void vscode.window.showWarningMessage("Model Doctor: probe data needs a trusted workspace; running static analysis only.");
+        void vscode.window.showWarningMessage(vscode.l10n.t("Model Doctor: probe data needs a trusted workspace; running static analysis only."));
         return controller.analyze(uri, { reason: "command", notify: true, staticOnly: true });
       }
       data ??= (await vscode.window.showOpenDialog({
-        title: "Probe data for the model's inputs", canSelectMany: false, defaultUri: vscode.Uri.file(path.dirname(uri.fsPath)),
-        filters: { "NumPy array (.npy for the first input, .npz keyed by input name)": ["npy", "npz"] },
+        title: vscode.l10n.t("Probe data for the model's inputs"), canSelectMany: false, defaultUri: vscode.Uri.file(path.dirname(uri.fsPath)),
+        filters: { [vscode.l10n.t("NumPy array (.npy for the first input, .npz keyed by input name)")]: ["npy", "npz"] },
       }))?.[0];
       if (!data) return undefined;
       const report = await controller.analyze(uri, { reason: "command", notify: true, inputFile: data.fsPath });
@@ -100,7 +103,7 @@ export function activate(context: vscode.ExtensionContext): ModelDoctorApi {
       return report;
     }),
     vscode.commands.registerCommand("modelDoctor.checkGradients", () => {
-      void vscode.window.showInformationMessage("Model Doctor: gradient checks arrive with the gradient engine.");
+      void vscode.window.showInformationMessage(vscode.l10n.t("Model Doctor: gradient checks arrive with the gradient engine."));
     }),
     vscode.commands.registerCommand("modelDoctor.exportReport", exportReport),
     vscode.commands.registerCommand("modelDoctor.clearDiagnostics", () => {

@@ -19,6 +19,12 @@ await build({
 });
 
 if (process.argv.includes("--tests")) {
-  const tests = readdirSync("test/vscode").filter((f) => f.endsWith(".ts")).map((f) => `test/vscode/${f}`);
-  await build({ ...node, entryPoints: tests, outdir: "dist/test", external: ["vscode", "mocha", "onnxruntime-node"] });
+  // One folder per suite, each with its own copy of the mocha runner (index.js loads the *.test.js beside it):
+  // dist/test (main integration suite), dist/test/untrusted (restricted mode), dist/test/vsix (the packaged .vsix).
+  const entryPoints = {};
+  for (const [out, dir] of [["", "test/vscode"], ["untrusted/", "test/vscode/untrusted"], ["vsix/", "test/vscode/vsix"]]) {
+    entryPoints[`${out}index`] = "test/vscode/index.ts";
+    for (const f of readdirSync(dir).filter((n) => n.endsWith(".test.ts"))) entryPoints[`${out}${f.slice(0, -3)}`] = `${dir}/${f}`;
+  }
+  await build({ ...node, entryPoints, outdir: "dist/test", external: ["vscode", "mocha", "onnxruntime-node"] });
 }

@@ -1,30 +1,58 @@
 #!/usr/bin/env bash
 # Real-VS-Code tests (ENVIRONMENT.md): installs Node 24 + code-server (cached, scripts/vscode-setup.sh),
-# builds the extension and the test bundles, starts code-server on 127.0.0.1 with a fresh profile and a
-# scratch workspace holding copies of the fixtures, then runs
-#   A) mocha integration tests inside the extension host (test/vscode, via test/e2e/ext-tests.mjs)
-#   B) the GUI test with playwright-core + /usr/bin/chromium (test/e2e/report.e2e.mjs), screenshots in $OUT.
-# usage: scripts/vscode-e2e.sh [integration|gui|all]   (default all). Exit 0 iff every part passed.
+# builds the extension and the test bundles, and runs, each against a fresh code-server on 127.0.0.1 with a
+# fresh profile and a scratch workspace (copies of the fixtures, their probe data, a generated ResNet-18):
+#   integration  mocha inside the extension host (test/vscode, via test/e2e/ext-tests.mjs)
+#   gui          playwright-core + /usr/bin/chromium driving the workbench (test/e2e/report.e2e.mjs); screenshots in $OUT
+#   untrusted    mocha in a workspace left untrusted (workspace trust on, no prompt): static analysis only
+#   vsix         `npm run package`, `code-server --install-extension` of the .vsix, mocha checks that the installed
+#                package activates and runs (display language zh-cn)
+#   standalone   the exported HTML report in Chromium (no code-server): charts, NaN, static-only, gradients, keyboard
+# usage: scripts/vscode-e2e.sh [PART...|all]   (default all). Integration and gui share one code-server.
+#        scripts/vscode-e2e.sh serve   starts that code-server with the extension and a test workspace and keeps it running.
+# Each part's runner ends with "N passed, N failed"; this script prints them as "PART <name> <passed> <failed>"
+# (a part that died without a count is 0 passed, 1 failed) and exits 0 iff every part passed.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WHAT=${1:-all}
+PARTS=("$@"); [ ${#PARTS[@]} = 0 ] && PARTS=(all)
+want() { local p; for p in "${PARTS[@]}"; do [ "$p" = all ] || [ "$p" = "$1" ] && return 0; done; return 1; }
 OUT=${MD_E2E_OUT:-$ROOT/dist/vscode-test-output}   # dist/ is git-ignored
 T() { local s; s=$(date +%s); "$@"; local rc=$?; echo "TIMING $(( $(date +%s) - s ))s rc=$rc: $*" >&2; return $rc; }
+mkdir -p "$OUT"
 
-eval "$(bash "$ROOT/scripts/vscode-setup.sh" | grep -E '^(NODE24_DIR|CS)=')" || { echo "setup failed"; exit 1; }
+eval "$(bash "$ROOT/scripts/vscode-setup.sh" | grep -E '^(NODE24_DIR|CS)=')" || { echo "setup failed"; echo "PART setup 0 1"; exit 1; }
 cd "$ROOT"
-T node scripts/build.mjs --tests || exit 1
+T node scripts/build.mjs --tests || { echo "PART build 0 1"; exit 1; }
 
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/md-vscode-XXXXXX")
-mkdir -p "$RUN/ud/User" "$RUN/ext" "$RUN/workspace/models" "$RUN/tmp" "$RUN/xdg/config" "$RUN/xdg/data" "$RUN/xdg/cache" "$OUT"
-for m in tanh_tiny_init relu_he_deep dead_relu tanh_xavier; do cp "test/fixtures/models/$m.onnx" "$RUN/workspace/models/"; done
-cat > "$RUN/ud/User/settings.json" <<'JSON'
+# The ResNet-18 for the event-loop test (scripts/bench-models.ts), generated once per checkout.
+R18="$ROOT/dist/vscode-test-models/resnet18.onnx"
+if ! [ -s "$R18" ]; then
+  mkdir -p "$(dirname "$R18")"
+  T node --import tsx --input-type=module -e "import m from './scripts/bench-models.ts'; import { writeFileSync } from 'node:fs'; writeFileSync(process.argv[1], m.resnet18());" "$R18" \
+    || { echo "PART resnet18 0 1"; exit 1; }
+fi
+
+RUNS=()
+CS_PID=""
+cleanup() { stop_cs; }
+trap cleanup EXIT
+
+# new_run NAME: a fresh run dir ($RUN) with profile, extensions dir, XDG dirs and a workspace of fixtures.
+new_run() {
+  RUN=$(mktemp -d "${TMPDIR:-/tmp}/md-vscode-$1-XXXXXX")
+  RUNS+=("$RUN")
+  mkdir -p "$RUN/ud/User" "$RUN/ext" "$RUN/workspace/models" "$RUN/workspace/data" "$RUN/workspace/big" "$RUN/tmp" "$RUN/xdg/config" "$RUN/xdg/data" "$RUN/xdg/cache"
+  for m in tanh_tiny_init relu_he_deep dead_relu tanh_xavier; do cp "test/fixtures/models/$m.onnx" "$RUN/workspace/models/"; done
+  cp test/fixtures/models/tanh_tiny_init.probe.npy "$RUN/workspace/data/"
+  cat > "$RUN/ud/User/settings.json" <<JSON
 {
   "workbench.startupEditor": "none",
   "workbench.welcomePage.walkthroughs.openOnInstall": false,
   "workbench.tips.enabled": false,
   "workbench.enableExperiments": false,
-  "security.workspace.trust.enabled": false,
+  "security.workspace.trust.enabled": ${TRUST_ENABLED:-false},
+  "security.workspace.trust.startupPrompt": "never",
+  "security.workspace.trust.banner": "never",
   "telemetry.telemetryLevel": "off",
   "update.mode": "none",
   "extensions.autoCheckUpdates": false,
@@ -40,37 +68,135 @@ cat > "$RUN/ud/User/settings.json" <<'JSON'
   "workbench.secondarySideBar.defaultVisibility": "hidden"
 }
 JSON
-PORT=${MD_E2E_PORT:-$(( 18100 + RANDOM % 800 ))}
-# code-server and its extension host: Node 24 first on PATH, all state (IPC sockets, XDG dirs) under $RUN
-( export PATH="$NODE24_DIR/bin:$PATH" npm_config_nodedir="$NODE24_DIR" TMPDIR="$RUN/tmp" \
-    XDG_CONFIG_HOME="$RUN/xdg/config" XDG_DATA_HOME="$RUN/xdg/data" XDG_CACHE_HOME="$RUN/xdg/cache"
-  exec setsid "$CS" --bind-addr "127.0.0.1:$PORT" --auth none --disable-telemetry --disable-update-check \
-    --disable-workspace-trust --disable-getting-started-override --ignore-last-opened \
-    --vscode-option enable-smoke-test-driver \
-    --user-data-dir "$RUN/ud" --extensions-dir "$RUN/ext" "$RUN/workspace" >"$RUN/cs.log" 2>&1 ) &
-CS_PID=$!
-stop() { kill -TERM -- "-$CS_PID" 2>/dev/null; for _ in $(seq 1 20); do kill -0 -- "-$CS_PID" 2>/dev/null || break; sleep 0.25; done; kill -KILL -- "-$CS_PID" 2>/dev/null; }
-trap stop EXIT
-up=0
-for _ in $(seq 1 120); do
-  if curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then up=1; break; fi
-  kill -0 "$CS_PID" 2>/dev/null || break
-  sleep 0.5
-done
-[ $up = 1 ] || { echo "code-server did not start"; tail -30 "$RUN/cs.log"; exit 1; }
-echo "code-server up on 127.0.0.1:$PORT (pgid $CS_PID), run dir $RUN"
+}
+
+# start_cs [code-server args...]: starts code-server for $RUN on a free port ($PORT), its own process group ($CS_PID).
+start_cs() {
+  PORT=${MD_E2E_PORT:-$(( 18100 + RANDOM % 800 ))}
+  # EXTENSIONS_GALLERY: the marketplace on a closed loopback port, so code-server asks no outside host.
+  ( export PATH="$NODE24_DIR/bin:$PATH" npm_config_nodedir="$NODE24_DIR" TMPDIR="$RUN/tmp" \
+      XDG_CONFIG_HOME="$RUN/xdg/config" XDG_DATA_HOME="$RUN/xdg/data" XDG_CACHE_HOME="$RUN/xdg/cache" \
+      EXTENSIONS_GALLERY='{"serviceUrl":"http://127.0.0.1:9/gallery","itemUrl":"http://127.0.0.1:9/items"}'
+    exec setsid "$CS" --bind-addr "127.0.0.1:$PORT" --auth none --disable-telemetry --disable-update-check \
+      --disable-getting-started-override --ignore-last-opened \
+      --vscode-option enable-smoke-test-driver \
+      --user-data-dir "$RUN/ud" --extensions-dir "$RUN/ext" "$@" "$RUN/workspace" >"$RUN/cs.log" 2>&1 ) &
+  CS_PID=$!
+  local _
+  for _ in $(seq 1 120); do
+    if curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then
+      echo "code-server up on 127.0.0.1:$PORT (pgid $CS_PID), run dir $RUN"; return 0
+    fi
+    kill -0 "$CS_PID" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "code-server did not start"; tail -30 "$RUN/cs.log"; return 1
+}
+stop_cs() {
+  [ -n "$CS_PID" ] || return 0
+  kill -TERM -- "-$CS_PID" 2>/dev/null
+  local _; for _ in $(seq 1 20); do kill -0 -- "-$CS_PID" 2>/dev/null || break; sleep 0.25; done
+  kill -KILL -- "-$CS_PID" 2>/dev/null
+  echo "extension host log: $(ls -d "$RUN"/ud/logs/*/ 2>/dev/null | head -1)"
+  CS_PID=""
+}
 
 fail=0
-if [ "$WHAT" = all ] || [ "$WHAT" = integration ]; then
-  echo "== A) integration tests (mocha in the extension host)"
-  SHOT="$OUT/integration.png" T node test/e2e/ext-tests.mjs "http://127.0.0.1:$PORT/" "$ROOT" "$ROOT/dist/test/index.js" "$RUN/workspace" \
-    2>&1 | tee "$OUT/integration.log"
-  [ "${PIPESTATUS[0]}" = 0 ] || fail=1
+# run_part NAME CMD...: runs a part's runner, tags its "N passed, N failed" line, records PART NAME P F.
+run_part() {
+  local name=$1; shift
+  echo "== $name"
+  local log="$OUT/$name.log"
+  T "$@" 2>&1 | sed -u -E "s/^([0-9]+ passed, [0-9]+ failed)/[$name] \1/" | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local line; line=$(grep -E "^\[$name\] [0-9]+ passed, [0-9]+ failed" "$log" | tail -1)
+  local p=0 f=1
+  if [ -n "$line" ]; then p=$(echo "$line" | awk '{print $2}'); f=$(echo "$line" | awk '{print $4}'); fi
+  [ "$rc" -ne 0 ] && [ "$f" = 0 ] && f=1
+  [ "$rc" -ne 0 ] && fail=1
+  RESULTS+=("PART $name $p $f")
+}
+RESULTS=()
+
+if want integration || want gui; then
+  new_run main
+  cp "$R18" "$RUN/workspace/big/"
+  if start_cs --disable-workspace-trust; then
+    want integration && SHOT="$OUT/integration.png" run_part integration node test/e2e/ext-tests.mjs "http://127.0.0.1:$PORT/" "$ROOT" "$ROOT/dist/test/index.js" "$RUN/workspace"
+    want gui && MD_CS_PGID=$CS_PID MD_USER_DIR="$RUN/ud/User" run_part gui node test/e2e/report.e2e.mjs "http://127.0.0.1:$PORT/" "$ROOT" "$RUN/workspace" "$OUT"
+  else
+    want integration && RESULTS+=("PART integration 0 1"); want gui && RESULTS+=("PART gui 0 1"); fail=1
+  fi
+  stop_cs
 fi
-if [ "$WHAT" = all ] || [ "$WHAT" = gui ]; then
-  echo "== B) GUI test (playwright-core + chromium)"
-  T node test/e2e/report.e2e.mjs "http://127.0.0.1:$PORT/" "$ROOT" "$RUN/workspace" "$OUT" 2>&1 | tee "$OUT/gui.log"
-  [ "${PIPESTATUS[0]}" = 0 ] || fail=1
+
+if want untrusted; then
+  TRUST_ENABLED=true new_run untrusted
+  mkdir -p "$RUN/workspace/.vscode"
+  echo '{ "modelDoctor.probe.dataFiles": { "saved/tiny.onnx": "data/tanh_tiny_init.probe.npy" } }' > "$RUN/workspace/.vscode/settings.json"
+  if start_cs; then
+    SHOT="$OUT/untrusted.png" run_part untrusted node test/e2e/ext-tests.mjs "http://127.0.0.1:$PORT/" "$ROOT" "$ROOT/dist/test/untrusted/index.js" "$RUN/workspace"
+  else RESULTS+=("PART untrusted 0 1"); fail=1; fi
+  stop_cs
 fi
-echo "extension host log: $(ls -d "$RUN"/ud/logs/*/ 2>/dev/null | head -1)"
+
+if want vsix; then
+  new_run vsix
+  vsix_ok=1
+  T node scripts/package.mjs 2>&1 | tee "$OUT/package.log" | tail -3
+  VSIX=$(grep -E '^VSIX ' "$OUT/package.log" | tail -1 | awk '{print $2}')
+  if [ -z "$VSIX" ] || ! [ -s "$VSIX" ]; then echo "packaging failed"; vsix_ok=0; fi
+  if [ $vsix_ok = 1 ]; then
+    # the stub under development only carries the test (an extensionTestsPath needs a development extension)
+    mkdir -p "$RUN/stub"
+    echo '{ "name": "md-vsix-test-stub", "publisher": "test", "version": "0.0.0", "engines": { "vscode": "*" } }' > "$RUN/stub/package.json"
+    # VS Code shows a display language only when a language pack for it is installed: a stub pack that
+    # registers zh-cn (with no translations of VS Code itself) makes vscode.env.language "zh-cn", so the
+    # extension's l10n/bundle.l10n.zh-cn.json is used.
+    mkdir -p "$RUN/langpack/translations"
+    cat > "$RUN/langpack/package.json" <<'JSON'
+{ "name": "md-test-zh-cn-langpack", "publisher": "test", "version": "0.0.1", "license": "MIT",
+  "description": "Test stub: registers the zh-cn display language without translating VS Code.",
+  "engines": { "vscode": "^1.100.0" }, "categories": ["Language Packs"],
+  "contributes": { "localizations": [ { "languageId": "zh-cn", "languageName": "Chinese Simplified", "localizedLanguageName": "中文(简体)",
+    "translations": [ { "id": "vscode", "path": "./translations/main.i18n.json" } ] } ] } }
+JSON
+    echo '{ "version": "1.0.0", "contents": {} }' > "$RUN/langpack/translations/main.i18n.json"
+    echo "test stub" > "$RUN/langpack/README.md"
+    (cd "$RUN/langpack" && node "$ROOT/node_modules/@vscode/vsce/vsce" package --skip-license --allow-missing-repository -o "$RUN/langpack.vsix" >/dev/null) \
+      || { echo "language pack stub: packaging failed"; vsix_ok=0; }
+    ( export PATH="$NODE24_DIR/bin:$PATH" XDG_CONFIG_HOME="$RUN/xdg/config" XDG_DATA_HOME="$RUN/xdg/data" TMPDIR="$RUN/tmp"
+      T "$CS" --user-data-dir "$RUN/ud" --extensions-dir "$RUN/ext" --install-extension "$ROOT/$VSIX" --install-extension "$RUN/langpack.vsix" ) 2>&1 | tail -3
+    ls "$RUN/ext" | grep -q '^onnx-model-doctor\.onnx-model-doctor-' || { echo "the .vsix did not install"; vsix_ok=0; }
+    # The server picks a language pack from languagepacks.json in the user-data dir, which it writes only when
+    # the workbench asks for the installed languages; write it for the stub (the hash only names a cache folder).
+    cat > "$RUN/ud/languagepacks.json" <<JSON
+{ "zh-cn": { "hash": "mdteststub1", "label": "中文(简体)",
+  "extensions": [ { "extensionIdentifier": { "id": "test.md-test-zh-cn-langpack" }, "version": "0.0.1" } ],
+  "translations": { "vscode": "$(ls -d "$RUN"/ext/test.md-test-zh-cn-langpack-*)/translations/main.i18n.json" } } }
+JSON
+  fi
+  export MD_VSIX_EXTENSIONS_DIR="$RUN/ext" MD_EXPECT_LOCALE=zh-cn
+  if [ $vsix_ok = 1 ] && start_cs --disable-workspace-trust --locale zh-cn; then
+    SHOT="$OUT/vsix.png" run_part vsix node test/e2e/ext-tests.mjs "http://127.0.0.1:$PORT/" "$RUN/stub" "$ROOT/dist/test/vsix/index.js" "$RUN/workspace"
+  else RESULTS+=("PART vsix 0 1"); fail=1; fi
+  stop_cs
+fi
+
+# serve (never part of "all"): the main session's code-server, kept running for a look by hand or a debugger.
+if [ "${PARTS[0]}" = serve ]; then
+  new_run serve
+  cp "$R18" "$RUN/workspace/big/"
+  start_cs --disable-workspace-trust || exit 1
+  echo "open http://127.0.0.1:$PORT/?folder=$RUN/workspace&payload=$(printf '[["extensionDevelopmentPath","vscode-remote://127.0.0.1:%s%s"]]' "$PORT" "$ROOT")"
+  echo "MD_CS_PGID=$CS_PID WORKSPACE=$RUN/workspace; stop with Ctrl-C"
+  while kill -0 "$CS_PID" 2>/dev/null; do sleep 2; done
+  exit 0
+fi
+
+if want standalone; then
+  run_part standalone node --import tsx test/e2e/standalone.e2e.mjs "$OUT"
+fi
+
+printf '%s\n' "${RESULTS[@]}"
 exit $fail

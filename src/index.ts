@@ -1,14 +1,21 @@
+import { analyzeArchitecture } from "./graph/architecture";
 import { GraphIndex } from "./graph/index";
 import { findLayers, type Layer } from "./graph/layers";
 import { DoctorError, oneLine } from "./onnx/errors";
 import { isFloat } from "./onnx/dtype";
 import { loadModel } from "./onnx/load";
 import type { Model } from "./onnx/model";
+import { BatchNormProbe } from "./probe/bn-observed";
+import { evaluateFit } from "./probe/fit";
+import { describeInputData } from "./probe/input-data";
 import { planProbe, type ProbeOptions, type ProbePlan } from "./probe/inputs";
+import { applyGradients, coverageFindings, coverageReport, GradientProbe, type GradientSummary } from "./probe/gradients";
 import { runProbe, type ProbeHooks, type ProbeResult } from "./probe/run";
+import type { LossName } from "./autodiff/loss";
 import { RULES } from "./rules/all";
 import type { RuleContext } from "./rules/rule";
-import { SCHEMA_VERSION, type Finding, type LayerReport, type Report, type WeightReport } from "./report/types";
+import { architectureReport } from "./report/architecture";
+import { SCHEMA_VERSION, type FitReport, type Finding, type InputStatsReport, type LayerReport, type Report, type WeightReport } from "./report/types";
 import { constantMoments, moments, type Moments } from "./stats/moments";
 import { TOOL_NAME, TOOL_VERSION } from "./version";
 
@@ -17,6 +24,17 @@ export interface AnalyzeOptions extends ProbeOptions {
   /** Only read the weights; do not run the model. */
   staticOnly?: boolean;
   intraOpThreads?: number;
+  /** Loss of the gradient probe; default ce with `labelsFile`, else random; "none" skips gradients. */
+  loss?: LossName | "none";
+  /** .npy labels for `loss` ce (class ids) or mse (targets), rows aligned with the probe data. */
+  labelsFile?: string;
+  /** Precision the model will run in: "fp16" adds float16 range checks to a float32 model. */
+  target?: "fp32" | "fp16";
+  /** Labelled .npz sets (inputs + "labels") for the bias/variance check; both are needed. */
+  trainData?: string;
+  valData?: string;
+  /** Error an ideal model would still make on the task (human-level); default 0. */
+  baselineError?: number;
 }
 
 /**
@@ -33,14 +51,36 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
   const layers = findLayers(model, index);
   const reports = layers.map((l) => layerReport(l));
   const findings: Finding[] = [];
+  const architecture = analyzeArchitecture(model, index, layers);
+  const bnProbe = new BatchNormProbe(model, architecture.norms);
+  let inputData: InputStatsReport[] | undefined;
+  let fit: FitReport | undefined;
 
   let probe: ProbeResult | undefined;
   let plan: ProbePlan | undefined;
   let probeError: string | undefined;
+  let gradientProbe: GradientProbe | undefined;
+  let gradients: GradientSummary | undefined;
+  let gradientError: string | undefined;
   if (!options.staticOnly) {
     try {
       plan = planProbe(model, options);
-      probe = await runProbe(model, layers, plan, { ...hooks, intraOpThreads: options.intraOpThreads ?? hooks.intraOpThreads });
+      const loss = options.loss ?? (options.labelsFile ? "ce" : "random");
+      if (loss !== "none") {
+        hooks.progress?.(0, "building the backward graph");
+        try {
+          gradientProbe = await GradientProbe.prepare(model, layers, plan, { loss, labelsFile: options.labelsFile, intraOpThreads: options.intraOpThreads ?? hooks.intraOpThreads });
+        } catch (e) {
+          if (e instanceof DoctorError && (e.code === "cancelled" || e.code === "probe.input")) throw e;
+          gradientError = oneLine(e);
+        }
+      }
+      probe = await runProbe(model, layers, plan, {
+        ...hooks, intraOpThreads: options.intraOpThreads ?? hooks.intraOpThreads,
+        extensions: [...(hooks.extensions ?? []), ...(gradientProbe ? [gradientProbe] : []), ...(bnProbe.size ? [bnProbe] : [])],
+      });
+      gradients = gradientProbe?.summary();
+      if (gradients) applyGradients(reports, gradients);
       for (const r of reports) {
         const a = probe.activations.get(r.id);
         if (a) r.activation = { ...a, histogram: { ...a.histogram } };
@@ -59,14 +99,32 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
     }
   }
 
+  if (plan?.inputs.some((i) => i.source === "file")) inputData = describeInputData(plan, index, architecture.norms);
+  if (!options.staticOnly && options.trainData && options.valData) {
+    hooks.progress?.(1, "evaluating the training and validation sets");
+    try {
+      fit = await evaluateFit(model, { trainData: options.trainData, valData: options.valData, baselineError: options.baselineError, intraOpThreads: options.intraOpThreads });
+    } catch (e) {
+      if (e instanceof DoctorError && (e.code === "cancelled" || e.code === "probe.input")) throw e;
+      findings.push({
+        ruleId: "model.unsupported/fit", category: "model.unsupported", severity: "error",
+        message: `The model could not be run on --train-data/--val-data, so bias and variance were not checked: ${oneLine(e)}`,
+        evidence: {}, fix: "Check that the .npz arrays have the shapes and types of the model's inputs.",
+      });
+    }
+  }
+
   const ctx: RuleContext = {
     model, index, layers, reports, probe, modelLooksTrained: looksTrained(reports),
     syntheticProbe: !!plan && plan.inputs.some((i) => i.source.startsWith("synthetic")),
+    architecture, bnObserved: probe ? bnProbe.results() : undefined, inputData, fit, target: options.target,
   };
   for (const rule of RULES) {
     if (rule.needsProbe && !probe) continue;
     findings.push(...rule.check(ctx));
   }
+  const gradientCoverage = probe ? coverageReport(gradients, gradientError) : undefined;
+  findings.push(...coverageFindings(gradientCoverage));
   const order = { error: 0, warning: 1, info: 2 } as const;
   const layerOrder = new Map(layers.map((l) => [l.name, l.id]));
   findings.sort((a, b) => order[a.severity] - order[b.severity] || (layerOrder.get(a.layer ?? "") ?? -1) - (layerOrder.get(b.layer ?? "") ?? -1));
@@ -84,7 +142,8 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
       dims: Object.fromEntries(Object.entries(plan?.dims ?? {}).map(([k, v]) => [k, v.value])),
       batchSize: plan?.batchSize ?? 0,
       batches: plan?.batches ?? 0,
-      loss: null,
+      loss: gradients ? { name: gradients.loss.name, definition: gradients.loss.definition, value: gradients.loss.value } : null,
+      ...(gradientCoverage ? { gradientCoverage } : {}),
       seed: plan?.seed ?? options.seed ?? 0,
       ...(probe ? { seconds: probe.seconds } : {}),
       ...(probeError ? { error: probeError } : {}),
@@ -96,6 +155,9 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
       warnings: findings.filter((f) => f.severity === "warning").length,
       infos: findings.filter((f) => f.severity === "info").length,
     },
+    architecture: architectureReport(architecture, layers, reports),
+    ...(inputData?.length ? { inputData: { inputs: inputData } } : {}),
+    ...(fit ? { fit } : {}),
   };
 }
 

@@ -44,4 +44,9 @@ table.layers th, table.layers td { text-align: left; padding: 3px 8px; border-bo
 table.layers tr.selected td { background: var(--vscode-list-activeSelectionBackground, rgba(0,127,212,.25)); }
 table.layers tbody tr { cursor: pointer; }
 table.layers tbody tr:focus { outline: 1px solid var(--vscode-focusBorder, #007fd4); }
+.chart-canvas:focus, .hist-cell:focus { outline: 2px solid var(--vscode-focusBorder, #007fd4); outline-offset: 2px; }
+.hist-cell { cursor: pointer; }
+.readout { font-family: var(--vscode-editor-font-family, monospace); font-size: .9em; min-height: 1.4em; margin: 0 0 8px;
+  padding: 4px 8px; border-left: 3px solid var(--vscode-focusBorder, #007fd4); background: var(--vscode-textBlockQuote-background, rgba(127,127,127,.1)); }
+@media (forced-colors: active) { .finding.active, .finding.selected, table.layers tr.selected td { outline: 2px solid Highlight; } }
 `;

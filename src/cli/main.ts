@@ -9,12 +9,29 @@ import { toMarkdown } from "../report/markdown";
 import { toSarif } from "../report/sarif";
 import { toText } from "../report/text";
 import { toJson, type Report } from "../report/types";
+import { registerGradcheck } from "./gradcheck";
 import { TOOL_VERSION } from "../version";
 
 const positiveInt = (v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
   return n;
+};
+const seedValue = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
+  return n;
+};
+const threadCount = (v: string): number => {
+  const n = positiveInt(v);
+  if (n > 1024) throw new InvalidArgumentError("must be at most 1024");
+  return n;
+};
+const dimValue = (v: string, prev: Record<string, number> = {}): Record<string, number> => {
+  const next = keyValue(v, prev);
+  const [name, value] = Object.entries(next).find(([k]) => !(k in prev)) ?? Object.entries(next).pop()!;
+  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`dimension ${name} must be a positive integer, got ${value}`);
+  return next;
 };
 const keyValue = (v: string, prev: Record<string, number> = {}): Record<string, number> => {
   const m = /^([^=]+)=(-?[\d.e+-]+)$/.exec(v);
@@ -36,20 +53,35 @@ program
   .addOption(new Option("--fail-on <level>", "exit with 1 when a finding of this severity or worse exists").choices(["error", "warning", "never"]).default("error"))
   .option("--static", "only check the weights; do not run the model")
   .option("-i, --input <file>", "probe data: .npy for the first input, or .npz with one array per input name")
-  .option("--dim <name=value>", "value for a symbolic dimension (repeatable)", keyValue)
+  .option("--dim <name=value>", "value for a symbolic dimension (repeatable)", dimValue)
   .option("--fill <name=value>", "feed a constant to an input, e.g. --fill sr=16000 (repeatable)", keyValue)
   .option("-b, --batch-size <n>", "probe batch size", positiveInt)
   .option("--batches <n>", "number of probe batches", positiveInt)
-  .option("--seed <n>", "seed for synthetic probe data", (v) => Number.parseInt(v, 10))
-  .option("--threads <n>", "onnxruntime intra-op threads (default: all cores)", positiveInt)
+  .option("--seed <n>", "seed for synthetic probe data", seedValue)
+  .option("--threads <n>", "onnxruntime intra-op threads (default: all cores)", threadCount)
+  .addOption(new Option("--target <precision>", "precision the model will run in; fp16 adds float16 range checks").choices(["fp32", "fp16"]))
+  .addOption(new Option("--loss <name>", "loss of the gradient probe: ce (cross-entropy vs --labels or random labels), mse (mean of squared outputs, or vs --labels), random (fixed random cotangent), none (no gradients); default ce with --labels, else random").choices(["ce", "mse", "random", "none"]))
+  .option("--labels <file>", ".npy labels for the gradient probe: class ids for --loss ce, targets for mse; rows follow the probe data")
+  .option("--train-data <file>", "labelled training set (.npz: the inputs by name + \"labels\") for the bias/variance check")
+  .option("--val-data <file>", "labelled validation set (.npz, as --train-data)")
+  .option("--baseline-error <rate>", "error an ideal model still makes on the task (human-level), for the bias check; default 0", (v) => {
+    const n = Number(v);
+    if (!(n >= 0 && n < 1)) throw new InvalidArgumentError("must be a rate in [0, 1)");
+    return n;
+  })
   .action(async (model: string, opts: {
     format: "text" | "json" | "markdown" | "sarif" | "html"; out?: string; failOn: "error" | "warning" | "never"; static?: boolean; input?: string;
     dim?: Record<string, number>; fill?: Record<string, number>; batchSize?: number; batches?: number; seed?: number; threads?: number;
+    target?: "fp32" | "fp16"; trainData?: string; valData?: string; baselineError?: number;
+    loss?: "ce" | "mse" | "random" | "none"; labels?: string;
   }) => {
+    if (!!opts.trainData !== !!opts.valData) throw new DoctorError("probe.input", "--train-data and --val-data go together: bias and variance come from comparing the two");
     const interactive = process.stderr.isTTY;
     const report: Report = await analyze(model, {
       staticOnly: opts.static, inputFile: opts.input, dims: opts.dim, fill: opts.fill,
       batchSize: opts.batchSize, batches: opts.batches, seed: opts.seed, intraOpThreads: opts.threads,
+      target: opts.target, trainData: opts.trainData, valData: opts.valData, baselineError: opts.baselineError,
+      loss: opts.loss, labelsFile: opts.labels,
     }, { progress: interactive ? (f, msg) => process.stderr.write(`\r\x1b[K${msg}`) : undefined });
     if (interactive) process.stderr.write("\r\x1b[K");
     const text = render(report, opts.format, !opts.out && process.stdout.isTTY);
@@ -72,6 +104,8 @@ function render(report: Report, format: "text" | "json" | "markdown" | "sarif" |
     default: return toText(report, { color });
   }
 }
+
+registerGradcheck(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // One line, no stack: the user needs the reason, not our call chain.

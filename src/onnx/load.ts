@@ -121,7 +121,10 @@ const PARALLEL_HASH_BYTES = 32 << 20;
 
 /** Reads a file into shared memory, so a hashing thread can read it without a copy. */
 function readShared(path: string): Uint8Array {
-  const size = statSync(path).size;
+  const stat = statSync(path);
+  // Devices, FIFOs and sockets never end or block forever; an ONNX model is a regular file.
+  if (!stat.isFile()) throw new Error("not a regular file");
+  const size = stat.size;
   if (size < PARALLEL_HASH_BYTES) return readFileSync(path);
   const bytes = new Uint8Array(new SharedArrayBuffer(size));
   const fd = openSync(path, "r");
@@ -293,6 +296,9 @@ function dequantized(name: string, x: ConstTensor, scale: ConstTensor, zero: Con
       }
       // Per-axis: the scale index is the coordinate along `axis`.
       const ax = axis < 0 ? axis + x.dims.length : axis;
+      if (!(ax >= 0 && ax < x.dims.length) || s.length !== x.dims[ax] || (z && z.length !== s.length)) {
+        throw new DoctorError("model.invalid", `DequantizeLinear ${name}: axis ${axis} does not match scales of length ${s.length} for shape [${x.dims.join(", ")}]`);
+      }
       const inner = x.dims.slice(ax + 1).reduce((a, b) => a * b, 1);
       const axisLen = x.dims[ax];
       for (let i = 0; i < q.length; i++) {
@@ -328,6 +334,10 @@ class TensorReader {
       return decodeRaw(t.rawData, dtype, size);
     }
     // Typed fields: the ONNX spec stores float16/bfloat16/int8/... bit patterns in int32_data.
+    const typed = t.floatData.length || t.doubleData.length || t.int64Data.length || t.uint64Data.length || t.int32Data.length;
+    if (typed && typed !== size) {
+      throw new DoctorError("model.invalid", `tensor ${name} declares ${size} elements but holds ${typed}`);
+    }
     if (t.floatData.length) return Float32Array.from(t.floatData);
     if (t.doubleData.length) return Float64Array.from(t.doubleData);
     if (t.int64Data.length) return Float64Array.from(t.int64Data, Number);
@@ -349,6 +359,9 @@ class TensorReader {
     const offset = Number(info.get("offset") ?? 0);
     const need = size * byteSize(dtype);
     const length = info.has("length") ? Number(info.get("length")) : need;
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new DoctorError("model.invalid", `tensor ${name} has an invalid external data offset "${info.get("offset")}" or length "${info.get("length")}"`);
+    }
     let fileSize: number;
     try {
       fileSize = statSync(file).size;

@@ -132,8 +132,14 @@ function embeddingSize(input: string, index: GraphIndex): number | undefined {
   return undefined;
 }
 
+/** Elements one synthetic input may have (1 GiB of float32): more is a typo, not a probe. */
+const MAX_INPUT_ELEMENTS = 2 ** 28;
+
 function synthetic(plan: InputPlan, random: Random, fill: Record<string, number> | undefined, index: GraphIndex): HostTensor {
   const count = plan.shape.reduce((a, b) => a * b, 1);
+  if (!(count <= MAX_INPUT_ELEMENTS)) {
+    throw new DoctorError("probe.input", `input "${plan.name}" would have shape [${plan.shape.join(", ")}] (${count.toExponential(2)} elements); lower --batch-size or the --dim values`);
+  }
   const constant = fill?.[plan.name];
   const vocab = embeddingSize(plan.name, index);
   const value = (): number => constant ?? (plan.dtype.startsWith("float") ? random.normal() : vocab ? random.int(vocab) : 1);

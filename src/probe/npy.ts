@@ -3,6 +3,9 @@ import type { DType } from "../onnx/dtype";
 import { DoctorError } from "../onnx/errors";
 import type { HostTensor } from "../runtime/session";
 
+/** Largest probe-data archive we unpack. */
+const MAX_NPZ_BYTES = 4 * 2 ** 30;
+
 const descrToDType: Record<string, DType> = {
   f4: "float32", f8: "float64", f2: "float16", i1: "int8", u1: "uint8", i2: "int16", u2: "uint16",
   i4: "int32", u4: "uint32", i8: "int64", u8: "uint64", b1: "bool",
@@ -25,6 +28,7 @@ export function parseNpy(bytes: Uint8Array, label: string): HostTensor {
   if (/'fortran_order':\s*True/.test(header)) bad("Fortran order; save with np.ascontiguousarray");
   const shapeText = (/'shape':\s*\(([^)]*)\)/.exec(header) ?? bad("no shape"))![1];
   const dims = shapeText.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) bad(`impossible shape (${shapeText})`);
   const dtype = descrToDType[descr![2]] ?? bad(`unsupported dtype ${descr![2]}`);
   const count = dims.reduce((a, b) => a * b, 1);
   // A real copy (Buffer.slice would be a view), so typed arrays start aligned at offset 0.
@@ -37,13 +41,23 @@ export function parseNpy(bytes: Uint8Array, label: string): HostTensor {
 /** Parses an .npz archive into arrays keyed by name (without the .npy suffix). */
 export function parseNpz(bytes: Uint8Array, label: string): Map<string, HostTensor> {
   let files: Record<string, Uint8Array>;
+  let declared = 0;
   try {
-    files = unzipSync(bytes);
+    // Check declared sizes before inflating anything: a 4 MB archive can claim gigabytes.
+    files = unzipSync(bytes, {
+      filter: (f) => {
+        declared += f.originalSize;
+        if (declared > MAX_NPZ_BYTES) throw new DoctorError("probe.input", `${label}: the archive unpacks to more than ${MAX_NPZ_BYTES / 2 ** 30} GiB; refusing`);
+        return true;
+      },
+    });
   } catch (e) {
+    if (e instanceof DoctorError) throw e;
     throw new DoctorError("probe.input", `${label}: not a readable .npz archive (${e instanceof Error ? e.message : e})`);
   }
   const out = new Map<string, HostTensor>();
   for (const [name, data] of Object.entries(files)) out.set(name.replace(/\.npy$/, ""), parseNpy(data, `${label}:${name}`));
+  if (out.size === 0) throw new DoctorError("probe.input", `${label}: the archive holds no arrays`);
   return out;
 }
 

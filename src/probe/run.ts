@@ -1,10 +1,12 @@
 import type { Layer } from "../graph/layers";
-import { instrumentStatistics, serializeWith, type Tap, type TapOutputs } from "../instrument/stats-graph";
+import { mergeAdditions } from "../instrument/channel-stats";
+import { instrumentStatistics, NodeBuilder, serializeWith, type GraphAdditions, type Tap, type TapOutputs } from "../instrument/stats-graph";
 import { DoctorError } from "../onnx/errors";
-import type { Model } from "../onnx/model";
+import { defaultOpset, type Model } from "../onnx/model";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
 import { moments, RunningMoments } from "../stats/moments";
 import { histogram, type Histogram } from "../stats/histogram";
+import { Random } from "../stats/random";
 import type { ProbePlan } from "./inputs";
 
 /** Per-layer activation statistics aggregated over all probe batches. */
@@ -35,6 +37,23 @@ export interface ProbeHooks {
   signal?: AbortSignal;
   progress?: (fraction: number, message: string) => void;
   intraOpThreads?: number;
+  /** Extra in-graph reductions run along with the probe (per-channel BatchNorm input statistics). */
+  extensions?: readonly ProbeExtension[];
+}
+
+/** Nodes appended to the probe graph, and a sink for their fetched values after every batch. */
+export interface ProbeExtension {
+  readonly additions: GraphAdditions;
+  add(results: Record<string, HostTensor>): void;
+  /** Feeds for the inputs the additions declare (loss targets), for batch b. */
+  feeds?(batch: number, inputs: Record<string, HostTensor>): Record<string, HostTensor>;
+  /** False when batch b cannot carry the additions (its shapes differ): their outputs are not fetched. */
+  accepts?(inputs: Record<string, HostTensor>): boolean;
+  /**
+   * Makes the extension optional: when the graph with it cannot be created or run, it is dropped
+   * with this call and the forward probe goes on (the generated backward graph).
+   */
+  failed?(error: unknown): void;
 }
 
 const isRelu = (l: Layer): boolean => l.activation === "relu" || l.activation === "leaky_relu" || l.activation === "prelu";
@@ -50,6 +69,12 @@ export function tapsFor(layers: readonly Layer[]): Tap[] {
   }));
 }
 
+/** Tensors whose non-finite values one locating run counts. */
+const LOCATE_CHUNK = 16;
+
+/** Histogram values kept per layer across all batches. */
+const MAX_SAMPLES = 1 << 16;
+
 class TapAccumulator {
   readonly moments = new RunningMoments();
   min = Infinity;
@@ -60,6 +85,8 @@ class TapAccumulator {
   unitMax: Float32Array | undefined;
   samples: number[] = [];
   sawNonFinite = false;
+  private seen = 0;
+  private readonly reservoir = new Random(1);
 
   add(out: TapOutputs, r: Record<string, HostTensor>): void {
     const scalar = (name: string): number => Number(r[name].data[0]);
@@ -78,7 +105,14 @@ class TapAccumulator {
       else for (let i = 0; i < u.length; i++) if (u[i] > this.unitMax[i]) this.unitMax[i] = u[i];
     }
     const s = r[out.sample].data as Float32Array;
-    for (let i = 0; i < s.length; i++) this.samples.push(s[i]);
+    // Reservoir sampling: at most MAX_SAMPLES values, a uniform sample however many batches run.
+    for (let i = 0; i < s.length; i++, this.seen++) {
+      if (this.samples.length < MAX_SAMPLES) this.samples.push(s[i]);
+      else {
+        const j = this.reservoir.int(this.seen + 1);
+        if (j < MAX_SAMPLES) this.samples[j] = s[i];
+      }
+    }
   }
 
   finish(layer: Layer, tap: Tap, nonFinite: number): ActivationStats {
@@ -128,11 +162,26 @@ class TapAccumulator {
  */
 export async function runProbe(model: Model, layers: readonly Layer[], plan: ProbePlan, hooks: ProbeHooks = {}): Promise<ProbeResult> {
   const started = performance.now();
+  const opset = defaultOpset(model);
+  if (opset < 7) {
+    throw new DoctorError("model.unsupported", `opset ${opset} predates numpy-style broadcasting (opset 7), which the probe's statistics need; only the weights were checked`);
+  }
   const visible = layers.filter((l) => l.scope === "");
   const taps = tapsFor(visible);
-  const { bytes, outputs } = instrumentStatistics(model, taps);
+  let extensions = hooks.extensions ?? [];
+  let { bytes, outputs } = instrumentStatistics(model, taps, mergeAdditions(extensions.map((e) => e.additions)));
   hooks.progress?.(0, "creating onnxruntime session");
-  const session = await RuntimeSession.open(bytes, model.externalFiles, { intraOpThreads: hooks.intraOpThreads });
+  let session: RuntimeSession;
+  try {
+    session = await RuntimeSession.open(bytes, model.externalFiles, { intraOpThreads: hooks.intraOpThreads });
+  } catch (e) {
+    // An optional extension (the generated backward graph) must not cost the forward probe.
+    if (!extensions.some((x) => x.failed)) throw e;
+    for (const x of extensions) x.failed?.(e);
+    extensions = extensions.filter((x) => !x.failed);
+    ({ bytes, outputs } = instrumentStatistics(model, taps, mergeAdditions(extensions.map((x) => x.additions))));
+    session = await RuntimeSession.open(bytes, model.externalFiles, { intraOpThreads: hooks.intraOpThreads });
+  }
   const acc = taps.map(() => new TapAccumulator());
   const fetch = outputs.flatMap((o) => [o.mean, o.m2, o.max, o.min, o.size, o.nonzero, o.saturated, o.unitMax, o.sample]).filter((n): n is string => !!n);
   // Model outputs are always fetched: with no visible layers they are all we can check for NaN.
@@ -142,8 +191,21 @@ export async function runProbe(model: Model, layers: readonly Layer[], plan: Pro
     for (let b = 0; b < plan.batches; b++) {
       if (hooks.signal?.aborted) throw new DoctorError("cancelled", "analysis cancelled");
       hooks.progress?.(b / plan.batches, `probe batch ${b + 1}/${plan.batches}`);
-      const r = await session.run(plan.feeds(b), fetch);
+      const feeds = plan.feeds(b);
+      const using = extensions.filter((x) => x.accepts?.(feeds) ?? true);
+      for (const x of extensions) if (x.feeds) Object.assign(feeds, x.feeds(b, feeds));
+      let r: Record<string, HostTensor>;
+      try {
+        r = await session.run(feeds, [...fetch, ...using.flatMap((x) => x.additions.outputs)]);
+      } catch (e) {
+        const optional = using.filter((x) => x.failed);
+        if (!optional.length) throw e;
+        for (const x of optional) x.failed!(e);
+        extensions = extensions.filter((x) => !optional.includes(x));
+        r = await session.run(feeds, [...fetch, ...using.filter((x) => !x.failed).flatMap((x) => x.additions.outputs)]);
+      }
       outputs.forEach((o, i) => acc[i].add(o, r));
+      for (const x of using) if (extensions.includes(x)) x.add(r);
       const outputNonFinite = model.outputs.some((o) => { const d = r[o.name]?.data; return (d instanceof Float32Array || d instanceof Float64Array) && !d.every(Number.isFinite); });
       if (badBatch === undefined && (outputNonFinite || acc.some((a) => a.sawNonFinite))) badBatch = b;
     }
@@ -161,22 +223,50 @@ export async function runProbe(model: Model, layers: readonly Layer[], plan: Pro
   return { activations, firstNonFinite, seconds: (performance.now() - started) / 1000 };
 }
 
+/**
+ * Names where NaN/Inf first appear on one batch: a model input, or the first node (in execution
+ * order) with a non-finite output. Only scalars leave onnxruntime: every float tensor gets an
+ * in-graph count of its non-finite elements (x - x is NaN exactly for NaN and ±Inf), so memory
+ * stays flat however many intermediates the model has.
+ */
 async function locateNonFinite(model: Model, plan: ProbePlan, batch: number, counts: Map<string, number>): Promise<ProbeResult["firstNonFinite"]> {
-  const names = model.nodes.flatMap((n) => n.outputs.filter(Boolean));
-  const session = await RuntimeSession.open(serializeWith(model, [], [], names), model.externalFiles);
-  let r: Record<string, HostTensor>;
-  try {
-    r = await session.run(plan.feeds(batch), names);
-  } finally {
-    await session.release();
-  }
-  const bad = new Set<string>();
-  for (const [name, t] of Object.entries(r)) {
+  const feeds = plan.feeds(batch);
+  for (const [name, t] of Object.entries(feeds)) {
     if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) continue;
     let n = 0;
     for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) n++;
-    counts.set(name, n);
-    if (n) bad.add(name);
+    if (n) return { node: name, opType: "input", tensor: name, batch, inputsFinite: false };
+  }
+  const names = model.nodes.flatMap((n) => n.outputs.filter(Boolean));
+  // onnxruntime infers the element type of outputs declared without one; only float ones can hold NaN.
+  const typing = await RuntimeSession.open(serializeWith(model, [], [], names), model.externalFiles);
+  const types = typing.outputTypes();
+  await typing.release();
+  const candidates = names.filter((n) => { const t = types.get(n); return t === "float32" || t === "float16" || t === "float64"; });
+  // Counted a chunk at a time in execution order, stopping at the first chunk with NaN/Inf:
+  // onnxruntime keeps a counted tensor alive until its counter runs, so counting everything at
+  // once can hold every intermediate in memory together.
+  const bad = new Set<string>();
+  for (let start = 0; start < candidates.length && bad.size === 0; start += LOCATE_CHUNK) {
+    const chunk = candidates.slice(start, start + LOCATE_CHUNK);
+    const b = new NodeBuilder("__doctor_nan");
+    const counters = chunk.map((name) => {
+      const x = types.get(name) === "float32" ? name : b.op("Cast", [name], { to: 1 });
+      return { name, finite: b.countTrue(b.op("Less", [b.op("Abs", [b.op("Sub", [x, x])]), b.constFloat(1)])), size: b.op("Size", [x]) };
+    });
+    const fetch = counters.flatMap((c) => [c.finite, c.size]);
+    const session = await RuntimeSession.open(serializeWith(model, b.nodes, b.initializers, fetch), model.externalFiles);
+    let r: Record<string, HostTensor>;
+    try {
+      r = await session.run(feeds, fetch);
+    } finally {
+      await session.release();
+    }
+    for (const c of counters) {
+      const n = Number(r[c.size].data[0]) - Number(r[c.finite].data[0]);
+      counts.set(c.name, n);
+      if (n > 0) bad.add(c.name);
+    }
   }
   for (const node of model.nodes) {
     const out = node.outputs.find((o) => bad.has(o));

@@ -1,4 +1,5 @@
 import { fmt } from "../rules/rule";
+import { lessonLines } from "./lessons-text";
 import type { Report } from "./types";
 
 /** Markdown with every model-provided string escaped, so names cannot inject markup. */
@@ -20,6 +21,8 @@ export function toMarkdown(report: Report): string {
     out.push(`- **${f.severity}** \`${f.category}\`${f.layer ? ` in \`${f.layer.replace(/`/g, "'")}\`` : ""}: ${esc(f.message)}`);
     out.push(`  - Fix: ${esc(f.fix)}`);
   }
+  const lessons = lessonLines(report);
+  if (lessons.length) out.push("", "## Architecture and data", "", ...lessons.map((l) => `- ${esc(l.trim())}`));
   out.push("", "## Layers", "", "| # | layer | op | activation | weight std | He std | Xavier std | act. mean | act. std | zero % | saturated % | dead units |", "|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const l of report.layers) {
     const w = l.weight;

@@ -1,4 +1,5 @@
 import { fmt } from "../rules/rule";
+import { lessonLines } from "./lessons-text";
 import type { Finding, Report } from "./types";
 
 /** The terminal report: findings first (what a user acts on), then the per-layer table. */
@@ -36,6 +37,8 @@ export function toText(report: Report, options: { color?: boolean } = {}): strin
     lines.push(`  Fix: ${f.fix}`);
   }
   lines.push("");
+  const lessons = lessonLines(report);
+  if (lessons.length) lines.push(...lessons, "");
   lines.push(layerTable(report).join("\n"));
   const s = report.summary;
   lines.push("");

@@ -15,8 +15,14 @@ export const activationDead: Rule = {
   check: ({ layers, reports, modelLooksTrained, syntheticProbe }) =>
     layers.flatMap((layer) => {
       const a = reports[layer.id].activation;
-      if (!a || !isReluLike(layer) || a.deadUnits === null || !a.units) return [];
-      const fraction = a.deadUnits / a.units;
+      // NaN outputs never compare > 0; numeric.nonfinite reports them, not this rule.
+      if (!a || !isReluLike(layer) || a.deadUnits === null || !a.units || a.nonFinite > 0 || !Number.isFinite(a.mean)) return [];
+      // With a gradient probe, a unit counts only if its weight gradient was also exactly zero on
+      // every batch (a LeakyReLU/PReLU unit that never fires still learns through its slope).
+      const wg = reports[layer.id].weight?.gradient;
+      const zeroGradient = wg && wg.zeroUnits !== null && wg.units === a.units ? wg.zeroUnits : null;
+      const dead = zeroGradient !== null ? Math.min(a.deadUnits, zeroGradient) : a.deadUnits;
+      const fraction = dead / a.units;
       // Two-unit squeeze layers (SE blocks) swing to 50% on one unit; need a few units unless all are dead.
       if (fraction < DEAD_WARNING_FRACTION || (a.units < 4 && fraction < 1)) return [];
       const bias = reports[layer.id].weight && layer.bias ? layer.bias : undefined;
@@ -26,8 +32,8 @@ export const activationDead: Rule = {
         ruleId: offDistribution ? "activation.dead/synthetic-probe" : "activation.dead", category: "activation.dead",
         severity: offDistribution ? "info" as const : fraction === 1 ? "error" as const : "warning" as const,
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
-        message: `${layerTitle(layer)}: ${a.deadUnits} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); dead units get zero gradient and stop learning.${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}`,
-        evidence: { deadUnits: a.deadUnits, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null },
+        message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}`,
+        evidence: { deadUnits: dead, neverFiring: a.deadUnits, zeroGradientUnits: zeroGradient, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null },
         fix: offDistribution
           ? "Run the probe on real inputs (--input data.npz); if units stay silent there, check the bias and learning rate, or use LeakyReLU/GELU."
           : "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",

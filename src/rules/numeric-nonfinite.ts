@@ -7,6 +7,15 @@ export const numericNonFinite: Rule = {
   check: ({ probe, layers }) => {
     const first = probe?.firstNonFinite;
     if (!first) return [];
+    if (first.opType === "input") {
+      return [{
+        ruleId: "numeric.nonfinite/input", category: "numeric.nonfinite", severity: "error",
+        tensor: first.tensor,
+        message: `The probe data for input ${first.tensor} already contains NaN/Inf (batch ${first.batch + 1}); everything computed from it is NaN.`,
+        evidence: { input: first.tensor, batch: first.batch },
+        fix: "Clean the data (drop or impute missing values) before feeding it to the model.",
+      }];
+    }
     const layer = layers.find((l) => l.nodes.some((n) => n.name === first.node));
     const cause = first.inputsFinite
       ? `its inputs are finite, so ${first.opType} itself creates the NaN/Inf (overflow, division by zero, log or sqrt of a non-positive number, or a NaN weight)`

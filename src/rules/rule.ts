@@ -1,8 +1,10 @@
+import type { Architecture } from "../graph/architecture";
 import type { GraphIndex } from "../graph/index";
 import type { Layer } from "../graph/layers";
 import type { Model } from "../onnx/model";
+import type { ObservedChannels } from "../probe/bn-observed";
 import type { ProbeResult } from "../probe/run";
-import type { Finding, LayerReport } from "../report/types";
+import type { FitReport, Finding, InputStatsReport, LayerReport } from "../report/types";
 
 /** Everything a rule may read. Rules are pure: they never run the model themselves. */
 export interface RuleContext {
@@ -16,6 +18,16 @@ export interface RuleContext {
   readonly modelLooksTrained: boolean;
   /** The probe fed synthetic data, not the user's: a trained model may behave differently on real inputs. */
   readonly syntheticProbe: boolean;
+  /** Residual blocks, normalizations, dropout and recurrences (src/graph/architecture.ts). */
+  readonly architecture?: Architecture;
+  /** Per-channel statistics each BatchNormalization received during the probe, by node name. */
+  readonly bnObserved?: ReadonlyMap<string, ObservedChannels>;
+  /** Statistics of the user's probe data (--input), one entry per input read from the file. */
+  readonly inputData?: readonly InputStatsReport[];
+  /** Train vs validation loss and error (--train-data, --val-data). */
+  readonly fit?: FitReport;
+  /** The precision the model will run in; "fp16" turns on float16 range checks for float32 models. */
+  readonly target?: "fp32" | "fp16";
 }
 
 export interface Rule {

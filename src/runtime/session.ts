@@ -93,9 +93,16 @@ export class RuntimeSession {
         }
       }
       const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-      sessionOptions.externalData = [...externalFiles].map(([location, file]) => ({ path: location, data: readFileSync(file) }));
+      sessionOptions.externalData = [...externalFiles].map(([location, file]) => {
+        try {
+          return { path: location, data: readFileSync(file) };
+        } catch (e) {
+          throw new DoctorError("model.unsupported", `cannot load external data file "${location}" into memory (${oneLine(e)}); make the model's folder writable so onnxruntime can read it directly`);
+        }
+      });
       return new RuntimeSession(await ort.InferenceSession.create(bytes, sessionOptions));
     } catch (e) {
+      if (e instanceof DoctorError) throw e;
       throw new DoctorError("model.unsupported", `onnxruntime cannot load the model: ${shortRuntimeMessage(e)}`);
     }
   }
@@ -160,5 +167,7 @@ export function shortRuntimeMessage(e: unknown): string {
   let text = oneLine(e);
   text = text.replace(/^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*/, "");
   text = text.replace(/\/onnxruntime_src\/[^\s]*:\d+\s+[^\]]*\]\s*/g, "");
+  // "graph.cc:1409 onnxruntime::Graph::Graph(const onnxruntime::Model&, ...) This is ..." -> "This is ..."
+  text = text.replace(/\/onnxruntime_src\/\S*:\d+\s+/g, "").replace(/^[\w:<>~]+::[\w<>~]+\((?:[^()]|\([^()]*\))*\)\s*(?:const\s*)?/, "");
   return text.length > 400 ? `${text.slice(0, 400)}…` : text;
 }

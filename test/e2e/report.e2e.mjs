@@ -1,8 +1,13 @@
 // usage: node test/e2e/report.e2e.mjs BASE_URL EXT_DEV_PATH WORKSPACE OUT_DIR
 // GUI test in a real VS Code (code-server) driven by playwright-core + Debian Chromium: runs
 // commands from the F1 palette, opens the report editor for two models, checks the chart canvases
-// and the findings inside the webview, clicks a finding, opens the Findings tree, saves screenshots.
+// and the findings inside the webview, clicks a finding, opens the Findings tree, moves through the
+// findings with the keyboard, runs "Analyze with Probe Data…" through the open dialog, cancels an
+// analysis from its progress notification, kills the worker with SIGKILL (a clear error, then the next
+// run works), switches to a light theme (the charts re-render), saves screenshots.
+// Env: MD_CS_PGID = code-server's process group (to find the analysis workers it forked).
 import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -36,6 +41,30 @@ async function palette(text, rowText, timeoutMs = 60000) {
     try { await row.waitFor({ timeout: 2500 }); await page.keyboard.press("Enter"); return; }
     catch (e) { await page.keyboard.press("Escape"); if (Date.now() > deadline) throw e; await page.waitForTimeout(500); }
   }
+}
+/** Analysis workers of this test's code-server (its process group, MD_CS_PGID), newest last. */
+function workers() {
+  const pgid = process.env.MD_CS_PGID;
+  if (!pgid) return [];
+  return execFileSync("ps", ["-eo", "pid=,pgid=,args="], { encoding: "utf8" }).split("\n")
+    .map((l) => l.trim().split(/\s+/)).filter((f) => f[1] === pgid && f.slice(2).join(" ").includes("dist/worker.js")).map((f) => Number(f[0]));
+}
+async function waitForWorker(timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const w = workers();
+    if (w.length) return w[w.length - 1];
+    if (Date.now() > deadline) throw new Error("no analysis worker started");
+    await page.waitForTimeout(100);
+  }
+}
+async function waitForNoWorker(pid, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!workers().includes(pid)) return true;
+    await page.waitForTimeout(100);
+  }
+  return false;
 }
 /** The report webview of the active editor: iframe.webview.ready >> #active-frame. */
 const webview = () => page.locator("iframe.webview.ready:visible").last().contentFrame().locator("#active-frame").contentFrame();
@@ -97,6 +126,88 @@ try {
   await wv.locator(".finding.active").waitFor({ timeout: 30000 });
   check((await wv.locator(".finding.active").innerText()).includes("activation.vanishing"), "clicking a tree finding reveals it in the report");
   await page.screenshot({ path: path.join(out, "findings-tree.png") });
+
+  // 4. keyboard inside the VS Code webview: arrows move through the findings
+  wv = webview();
+  await wv.locator(".finding").first().click();
+  await page.keyboard.press("ArrowDown");
+  check(await wv.locator(".finding.active").getAttribute("data-index") === "1", "webview keyboard: ArrowDown selects the next finding");
+
+  // 5. Analyze with Probe Data…: the open dialog (code-server's simple file dialog) takes the .npy path
+  await palette(">Model Doctor: Analyze with Probe Data", "Analyze with Probe Data");
+  const dialog = page.locator(".quick-input-widget input");
+  await dialog.waitFor();
+  await page.waitForTimeout(300);
+  await dialog.fill(path.resolve(workspace, "data", "tanh_tiny_init.probe.npy"));
+  await page.waitForTimeout(300);
+  await page.keyboard.press("Enter");
+  wv = webview();
+  await wv.locator("#inputs", { hasText: "from the data file" }).waitFor({ timeout: 30000 });
+  check(/input 16×128 float32 \(from the data file\)/.test(await wv.locator("#inputs").innerText()), `probe data: ${await wv.locator("#inputs").innerText()}`);
+  await page.screenshot({ path: path.join(out, "probe-data.png") });
+  lap("probe data done");
+
+  // 6. Cancel from the progress notification (a long probe: 1000 batches of a ResNet-18)
+  const settingsFile = path.join(workspace, ".vscode", "settings.json");
+  fs.mkdirSync(path.dirname(settingsFile), { recursive: true });
+  fs.writeFileSync(settingsFile, JSON.stringify({ "modelDoctor.probe.batches": 1000 }));
+  await page.waitForTimeout(1000);
+  const analyzeResnet = async () => {
+    await palette(">View: Close All Editors", "Close All Editors");
+    await palette(">Model Doctor: Analyze Model", "Analyze Model");
+    const pick = page.locator(".quick-input-widget input");
+    await pick.fill("resnet18");
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: "resnet18.onnx" }).first().waitFor({ timeout: 10000 });
+    await page.keyboard.press("Enter");
+    const toast = page.locator(".notification-toast", { hasText: "analysing resnet18.onnx" });
+    await toast.waitFor({ timeout: 20000 });
+    return toast;
+  };
+  let toast = await analyzeResnet();
+  const pid = await waitForWorker(15000);
+  await page.waitForTimeout(1500);
+  await page.screenshot({ path: path.join(out, "progress-notification.png") });
+  await toast.locator(".monaco-button", { hasText: "Cancel" }).click();
+  await toast.waitFor({ state: "detached", timeout: 10000 }).catch(() => {});
+  check(await toast.count() === 0, "Cancel closes the progress notification");
+  check(await waitForNoWorker(pid, 5000), `…and the worker (pid ${pid}) is gone`);
+  await page.waitForTimeout(500);
+  const status = await page.locator(".statusbar-item", { hasText: "Model Doctor" }).allInnerTexts().catch(() => []);
+  check(!(await page.locator(".statusbar").innerText()).includes("analysing"), `…and the status bar is idle (${status.join(" | ")})`);
+  check(await page.locator(".notification-toast", { hasText: "resnet18" }).count() === 0, "…and no error is shown for a cancel");
+  lap("cancel done");
+
+  // 7. kill -9 of the worker: a clear error; the next run works
+  toast = await analyzeResnet();
+  const victim = await waitForWorker(15000);
+  await page.waitForTimeout(1000);
+  process.kill(victim, "SIGKILL"); // the analysis worker this test's code-server started
+  const err = page.locator(".notification-toast", { hasText: "stopped unexpectedly" });
+  await err.waitFor({ timeout: 15000 });
+  const errText = (await err.innerText()).replace(/\s+/g, " ");
+  check(/resnet18\.onnx: the analysis worker stopped unexpectedly \(signal SIGKILL\)\. The next analysis starts a fresh worker\./.test(errText), `kill -9: "${errText.slice(0, 160)}"`);
+  check(await err.locator(".monaco-button", { hasText: "Show Log" }).count() === 1, "…with a Show Log button");
+  await page.screenshot({ path: path.join(out, "worker-killed.png") });
+  fs.rmSync(settingsFile);
+  await page.waitForTimeout(1000);
+  await err.locator(".codicon-notifications-clear, .codicon-close").first().click().catch(() => {});
+  toast = await analyzeResnet();
+  wv = webview();
+  await wv.locator("#chart-activation").waitFor({ timeout: 90000 });
+  check(await wv.locator("canvas.hist").count() >= 20, `the next run works: resnet18 report with ${await wv.locator("canvas.hist").count()} histograms`);
+  await page.screenshot({ path: path.join(out, "resnet18-report.png") });
+  lap("kill -9 done");
+
+  // 8. theme change: the report re-renders its charts in the new theme's colours
+  const before = JSON.parse(await wv.locator("#charts").getAttribute("data-palette"));
+  await palette(">Preferences: Color Theme", "Color Theme");
+  await page.locator(".quick-input-widget input").fill("Light Modern");
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: "Light Modern" }).first().waitFor({ timeout: 10000 });
+  await page.keyboard.press("Enter");
+  await page.waitForTimeout(1500);
+  const after = JSON.parse(await webview().locator("#charts").getAttribute("data-palette"));
+  check(before.fg !== after.fg && before.theme !== after.theme, `theme change re-renders the charts (${before.theme} ${before.fg} -> ${after.theme} ${after.fg})`);
+  await page.screenshot({ path: path.join(out, "resnet18-light-theme.png") });
 } catch (e) {
   failed++;
   console.log("ERROR", e);

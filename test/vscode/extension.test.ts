@@ -1,33 +1,22 @@
 // Integration tests in a real VS Code extension host (run by scripts/vscode-e2e.sh). The workspace
-// is a scratch folder with copies of the fixtures in models/.
+// is a scratch folder with copies of the fixtures in models/, their probe data in data/ and a generated
+// ResNet-18 (scripts/bench-models.ts, 47 MB) in big/.
 import * as assert from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { ModelDoctorApi } from "../../extension/extension";
 import type { EngineError } from "../../extension/engine";
+import type { RunEvent } from "../../extension/controller";
+import type { Report } from "../../src/report/types";
+import { activate, describeLoop, EXT_ID, sleep, waitFor, waitIdle, watchEventLoop, ws } from "./helpers";
 
-const EXT_ID = "onnx-model-doctor.onnx-model-doctor";
 let api: ModelDoctorApi;
-const ws = (): string => vscode.workspace.workspaceFolders![0].uri.fsPath;
 const fixtures = (): string => path.join(vscode.extensions.getExtension(EXT_ID)!.extensionPath, "test", "fixtures", "models");
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs: number): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 suite("ONNX Model Doctor extension", () => {
   suiteSetup(async () => {
-    const ext = vscode.extensions.getExtension<ModelDoctorApi>(EXT_ID);
-    assert.ok(ext, "extension is installed");
-    api = await ext.activate();
+    api = await activate();
   });
 
   test("commands are registered under Model Doctor", async () => {
@@ -139,35 +128,59 @@ suite("ONNX Model Doctor extension", () => {
     await assert.rejects(c.promise, (e: EngineError) => e.code === "cancelled");
   });
 
-  test("the extension host's event loop stays responsive during an analysis (< 50 ms stalls)", async () => {
-    const big = path.resolve(fixtures(), "../../../../shared/models/real/light_resnet50.onnx");
-    const model = fs.existsSync(big) ? big : path.join(fixtures(), "resnet_bn.onnx");
-    /** Runs `work` while a 5 ms ticker records how late it fires; returns stalls over 20 ms. */
-    const watch = async (work: () => Promise<unknown>): Promise<{ worst: number; stalls: string[]; ms: number }> => {
-      const t0 = performance.now();
-      let last = t0;
-      let worst = 0;
-      const stalls: string[] = [];
-      const tick = setInterval(() => {
-        const now = performance.now();
-        const extra = now - last - 5;
-        if (extra > 20) stalls.push(`${extra.toFixed(0)}ms@${(now - t0).toFixed(0)}`);
-        worst = Math.max(worst, extra);
-        last = now;
-      }, 5);
-      try {
-        await work();
-      } finally {
-        clearInterval(tick);
-      }
-      return { worst, stalls, ms: performance.now() - t0 };
-    };
-    const idle = await watch(() => sleep(2000));
-    const run = await watch(() => api.engine.run(model, {}, { timeoutMs: 120000 }).promise);
-    console.log(`EVENTLOOP idle 2 s: worst extra delay ${idle.worst.toFixed(1)} ms [${idle.stalls.join(" ")}]`);
-    console.log(`EVENTLOOP analysing ${path.basename(model)} (${run.ms.toFixed(0)} ms): worst extra delay ${run.worst.toFixed(1)} ms [${run.stalls.join(" ")}]`);
-    // On a loaded 2-core machine the OS alone delays timers; only stalls beyond the idle baseline count.
-    assert.ok(run.worst < Math.max(50, idle.worst + 25), `worst stall ${run.worst.toFixed(1)} ms (idle baseline ${idle.worst.toFixed(1)} ms)`);
+  test("Analyze with Probe Data… runs the model on a .npy file", async () => {
+    const uri = vscode.Uri.file(path.join(ws(), "models", "tanh_tiny_init.onnx"));
+    const data = vscode.Uri.file(path.join(ws(), "data", "tanh_tiny_init.probe.npy"));
+    const report = await vscode.commands.executeCommand<Report | undefined>("modelDoctor.analyzeWithData", uri, data);
+    assert.ok(report?.probe.ran, "the probe ran");
+    assert.deepStrictEqual(report.probe.inputs.map((i) => [i.name, i.source, i.shape]), [["input", "file", [16, 128]]]);
+    // the statistics are those of the file's 16 rows (PyTorch's numbers in the fixture), not of synthetic data
+    const expected = JSON.parse(fs.readFileSync(path.join(fixtures(), "tanh_tiny_init.expected.json"), "utf8")) as { layers: { std: number }[] };
+    const std0 = report.layers[0].activation!.std;
+    assert.ok(Math.abs(std0 - expected.layers[0].std) / expected.layers[0].std < 1e-3, `layers.0 std ${std0} vs PyTorch ${expected.layers[0].std}`);
+    assert.ok(vscode.languages.getDiagnostics(uri).some((d) => d.code === "activation.vanishing"));
+    assert.strictEqual(api.store.get(uri)?.staticOnly, false);
+  });
+
+  test("kill -9 of the worker during a command: a clear error, and the next run of the command works", async () => {
+    await waitIdle(api);
+    const uri = vscode.Uri.file(path.join(ws(), "big", "resnet18.onnx"));
+    const events: RunEvent[] = [];
+    const sub = api.controller.onRun((e) => { if (e.kind !== "progress") events.push(e); });
+    try {
+      const running = vscode.commands.executeCommand<unknown>("modelDoctor.analyze", uri);
+      const pid = await waitFor("a worker", () => api.engine.livePids()[0], 10000);
+      await sleep(300);
+      process.kill(pid, "SIGKILL");
+      assert.strictEqual(await running, undefined, "the command gives no report");
+      const failed = events.find((e) => e.kind === "failed");
+      assert.ok(failed && failed.kind === "failed", `events: ${JSON.stringify(events)}`);
+      assert.strictEqual(failed.code, "worker.crashed");
+      assert.match(failed.message, /stopped unexpectedly \(signal SIGKILL\).*next analysis starts a fresh worker/);
+      assert.strictEqual(api.engine.livePids().length, 0, "no worker left");
+      const again = await vscode.commands.executeCommand<Report | undefined>("modelDoctor.analyze", uri);
+      assert.ok(again && again.layers.length >= 20, "the next run works");
+    } finally {
+      sub.dispose();
+    }
+  });
+
+  test("the extension host's event loop is never blocked > 50 ms while a ResNet-18 is analysed", async () => {
+    // The full user path: the command (progress notification, worker, diagnostics, tree, report webview).
+    await waitIdle(api);
+    const uri = vscode.Uri.file(path.join(ws(), "big", "resnet18.onnx"));
+    const mb = (fs.statSync(uri.fsPath).size / 1e6).toFixed(1);
+    const idle = await watchEventLoop(() => sleep(2000));
+    let report: Report | undefined;
+    const run = await watchEventLoop(async () => { report = await vscode.commands.executeCommand<Report | undefined>("modelDoctor.analyze", uri); });
+    assert.ok(report?.probe.ran && report.layers.length >= 20, "the analysis ran");
+    console.log(`EVENTLOOP idle 2 s: ${describeLoop(idle)}`);
+    console.log(`EVENTLOOP analysing resnet18.onnx (${mb} MB, ${report.layers.length} layers, batch ${report.probe.batchSize} x ${report.probe.batches}): ${describeLoop(run)}`);
+    // The loop is blocked when its thread is busy: main-thread CPU time inside one late interval.
+    if (run.worstBusyMs !== null) assert.ok(run.worstBusyMs < 50, `the event loop was busy for ${run.worstBusyMs.toFixed(1)} ms in one stretch`);
+    // Wall-clock delays also count time the OS gave the CPU to other processes (the worker, the browser,
+    // code-server); on this 2-core machine that alone reaches tens of ms, so allow what the idle run showed.
+    assert.ok(run.worstMs < Math.max(50, idle.worstMs + 25), `worst timer delay ${run.worstMs.toFixed(1)} ms (idle baseline ${idle.worstMs.toFixed(1)} ms)`);
   });
 
   test("an invalid file gives a model.invalid diagnostic", async () => {

@@ -1,0 +1,161 @@
+import { isFloat, type DType } from "../onnx/dtype";
+import { defaultOpset, type GraphNode, type Model } from "../onnx/model";
+import type { FloatType, GradEmitter } from "./emit";
+import { VJP_RULES, VjpUnsupported, type VjpArgs } from "./rules";
+import type { TensorInfo } from "./shapes";
+
+/** A node whose gradient could not be formed; everything upstream of it has no gradient. */
+export interface UnsupportedOp {
+  readonly op: string;
+  readonly node: string;
+  readonly reason: string;
+}
+
+/**
+ * A gradient as the builder hands it out: a tensor name, `0` when it is exactly zero (the tensor
+ * does not influence the loss, or only through zero-gradient ops), or `null` when an op without a
+ * rule sits between it and the loss, so the gradient is unknown.
+ */
+export type Gradient = string | 0 | null;
+
+export interface Backward {
+  grad(tensor: string): Gradient;
+  readonly unsupported: readonly UnsupportedOp[];
+  /** Nodes differentiated (for the report and the tests). */
+  readonly differentiated: number;
+}
+
+/** The earliest opset whose forms our rules emit (Expand, Cast with `to`, Less on floats). */
+export const MIN_OPSET = 8;
+
+/**
+ * Builds the reverse-mode graph: visits the nodes between the requested tensors and the loss in
+ * reverse topological order, sums the gradients that fan in to each tensor, asks the rule table
+ * for the input gradients and un-broadcasts them to the inputs' shapes.
+ *
+ * `seeds` maps tensors (the model outputs) to their already-emitted loss gradients. A node without
+ * a rule (or that its rule refuses) poisons its inputs: they and everything upstream get `null`,
+ * never a partial sum, because a gradient missing one path would be silently wrong.
+ */
+export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, seeds: ReadonlyMap<string, string>, targets: readonly string[]): Backward {
+  const opset = defaultOpset(model);
+  const dtype = (t: string): DType | undefined => info.dtypes.get(t);
+  const isFloatTensor = (t: string): boolean => !!t && isFloat(dtype(t) ?? "unsupported");
+
+  // Tensors that reach the loss through float edges, and tensors that depend on a target.
+  const up = new Set<string>([...seeds.keys()]);
+  for (let i = model.nodes.length - 1; i >= 0; i--) {
+    const n = model.nodes[i];
+    if (n.outputs.some((o) => up.has(o))) for (const x of n.inputs) if (isFloatTensor(x)) up.add(x);
+  }
+  const down = new Set<string>(targets);
+  for (const n of model.nodes) {
+    if (n.inputs.some((x) => down.has(x))) for (const o of n.outputs) if (isFloatTensor(o)) down.add(o);
+  }
+  const active = (t: string): boolean => !!t && up.has(t) && down.has(t);
+
+  const contributions = new Map<string, string[]>();
+  const summed = new Map<string, string>();
+  const poisoned = new Set<string>();
+  const unsupported: UnsupportedOp[] = [];
+  const contribute = (t: string, g: string): void => {
+    const list = contributions.get(t);
+    if (list) list.push(g);
+    else contributions.set(t, [g]);
+  };
+  const total = (t: string): string | undefined => {
+    const done = summed.get(t);
+    if (done) return done;
+    const list = contributions.get(t);
+    if (!list?.length) return undefined;
+    const g = list.length === 1 ? list[0] : e.op("Sum", list);
+    summed.set(t, g);
+    return g;
+  };
+  for (const [t, g] of seeds) contribute(t, g);
+
+  const shape = (t: string): readonly number[] => {
+    const s = info.shapes.get(t);
+    if (!s) throw new VjpUnsupported(`the shape of ${t} is unknown`);
+    return s;
+  };
+  const ints = (t: string): number[] | undefined => {
+    const c = model.constants.get(t);
+    if (c && c.size <= 1024 && !isFloat(c.dtype)) return Array.from(c.values(), Number);
+    return info.values?.get(t);
+  };
+  const floats = (t: string): number[] | undefined => {
+    const c = model.constants.get(t);
+    return c && c.size <= 1024 && isFloat(c.dtype) ? Array.from(c.values(), Number) : undefined;
+  };
+
+  let differentiated = 0;
+  const refuse = (n: GraphNode, reason: string, inputs: readonly string[]): void => {
+    unsupported.push({ op: n.opType, node: n.name, reason });
+    for (const x of inputs) poisoned.add(x);
+  };
+  for (let i = model.nodes.length - 1; i >= 0; i--) {
+    const n = model.nodes[i];
+    if (!n.outputs.some(active)) continue;
+    const activeInputs = n.inputs.filter(active);
+    if (activeInputs.length === 0) continue;
+    if (n.outputs.some((o) => active(o) && poisoned.has(o))) {
+      for (const x of activeInputs) poisoned.add(x);
+      continue;
+    }
+    const gy = n.outputs.map((o) => (active(o) ? total(o) : undefined));
+    if (gy.every((g) => g === undefined)) continue;
+    const rule = n.domain === "" || n.domain === "ai.onnx" ? VJP_RULES[n.opType] : undefined;
+    if (!rule) {
+      refuse(n, n.domain && n.domain !== "ai.onnx" ? `no gradient rule for ${n.domain}.${n.opType}` : `no gradient rule for ${n.opType}`, activeInputs);
+      continue;
+    }
+    if (opset < MIN_OPSET) {
+      refuse(n, `gradients need opset ${MIN_OPSET} or later (the model uses ${opset})`, activeInputs);
+      continue;
+    }
+    const ftRaw = dtype(n.outputs[0]);
+    if (ftRaw !== "float32" && ftRaw !== "float64") {
+      refuse(n, `gradients of ${ftRaw ?? "untyped"} tensors are not supported (float32 and float64 are)`, activeInputs);
+      continue;
+    }
+    const ft: FloatType = ftRaw;
+    // Inputs the rule holds constant get no gradient; if one was requested, it is unavailable.
+    const held = (k: number): boolean => rule.constants?.includes(k) ?? false;
+    n.inputs.forEach((x, k) => {
+      if (held(k) && active(x) && !poisoned.has(x)) {
+        unsupported.push({ op: n.opType, node: n.name, reason: `input ${k} (${x}) is held constant by the rule` });
+        poisoned.add(x);
+      }
+    });
+    const args: VjpArgs = {
+      node: n, e, gy, ft, opset, shape, ints, floats,
+      wants: n.inputs.map((x, k) => active(x) && !held(k)),
+      k: (v) => e.scalar(v, ft),
+    };
+    let result: readonly (string | undefined)[];
+    try {
+      result = rule.vjp(args);
+    } catch (err) {
+      // A rule that cannot handle this instance (or an emitter limit) stops the gradient here.
+      refuse(n, err instanceof Error ? err.message : String(err), activeInputs);
+      continue;
+    }
+    differentiated++;
+    n.inputs.forEach((x, k) => {
+      const g = result[k];
+      if (!active(x) || held(k) || g === undefined) return;
+      const broadcast = rule.unbroadcast === "all" || (rule.unbroadcast?.includes(k) ?? false);
+      contribute(x, broadcast ? e.sumTo(g, shape(n.outputs[0]), shape(x)) : g);
+    });
+  }
+
+  return {
+    unsupported,
+    differentiated,
+    grad: (t) => {
+      if (poisoned.has(t)) return null;
+      return total(t) ?? 0;
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  AttributeProto_AttributeType as AT, AttributeProtoSchema, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema,
+  TensorProto_DataType as DT, TensorProtoSchema, TensorShapeProtoSchema, TypeProtoSchema, ValueInfoProtoSchema,
+  type AttributeProto, type NodeProto, type TensorProto, type ValueInfoProto,
+} from "../onnx/gen/onnx_pb";
+import type { Model } from "../onnx/model";
+import type { HostTensor } from "../runtime/session";
+import type { FloatType } from "./emit";
+
+/**
+ * A copy of the model for gradient checking: every float initializer and Constant-node tensor
+ * becomes a plain graph input (with its value returned for feeding), so a perturbed copy can be
+ * fed in its place (onnxruntime-node ignores feeds for initializers, even ones listed as inputs);
+ * with `float64`, every float32 tensor, Cast target and declared type becomes double (the seed's
+ * gradient check assumes double precision). External data is inlined.
+ */
+export function checkableModel(model: Model, precision: FloatType): { bytes: Uint8Array; params: Map<string, HostTensor> } {
+  const graph = model.proto.graph!;
+  const toDouble = precision === "float64";
+  const params = new Map<string, HostTensor>();
+  const initializers: TensorProto[] = [];
+  const inputs: ValueInfoProto[] = [];
+  const declared = new Set(graph.input.map((i) => i.name));
+
+  const addParam = (name: string, dims: readonly number[], values: ArrayLike<number>, dataType: DT): void => {
+    const double = dataType === DT.DOUBLE || (toDouble && dataType === DT.FLOAT);
+    const data = double ? Float64Array.from(values) : Float32Array.from(values);
+    if (!declared.has(name)) inputs.push(tensorInput(name, double ? DT.DOUBLE : DT.FLOAT, dims));
+    params.set(name, { dtype: double ? "float64" : "float32", dims, data });
+  };
+
+  for (const t of graph.initializer) {
+    const c = model.constants.get(t.name);
+    if ((t.dataType === DT.FLOAT || t.dataType === DT.DOUBLE) && c) addParam(t.name, c.dims, c.values(), t.dataType);
+    else initializers.push(t);
+  }
+  const nodes: NodeProto[] = [];
+  for (const n of graph.node) {
+    const value = n.opType === "Constant" ? n.attribute.find((a) => a.name === "value")?.t : undefined;
+    const c = n.output[0] ? model.constants.get(n.output[0]) : undefined;
+    if (value && c && (value.dataType === DT.FLOAT || value.dataType === DT.DOUBLE)) {
+      addParam(n.output[0], c.dims, c.values(), value.dataType);
+      continue;
+    }
+    nodes.push(toDouble ? doubleNode(n) : n);
+  }
+  const io = (v: ValueInfoProto): ValueInfoProto => (toDouble ? doubleValueInfo(v) : v);
+  const copy = create(ModelProtoSchema, {
+    ...model.proto,
+    graph: create(GraphProtoSchema, {
+      ...graph,
+      node: nodes,
+      initializer: initializers,
+      input: [...graph.input.map(io), ...inputs],
+      output: graph.output.map(io),
+      valueInfo: toDouble ? [] : graph.valueInfo,
+    }),
+  });
+  return { bytes: toBinary(ModelProtoSchema, copy), params };
+}
+
+function tensorInput(name: string, elemType: DT, dims: readonly number[]): ValueInfoProto {
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, {
+      value: {
+        case: "tensorType",
+        value: {
+          $typeName: "onnx.TypeProto.Tensor", elemType,
+          shape: create(TensorShapeProtoSchema, { dim: dims.map((d) => ({ $typeName: "onnx.TensorShapeProto.Dimension" as const, denotation: "", value: { case: "dimValue" as const, value: BigInt(d) } })) }),
+        },
+      },
+    }),
+  });
+}
+
+function doubleValueInfo(v: ValueInfoProto): ValueInfoProto {
+  if (v.type?.value.case !== "tensorType" || v.type.value.value.elemType !== DT.FLOAT) return v;
+  return create(ValueInfoProtoSchema, {
+    ...v,
+    type: create(TypeProtoSchema, { ...v.type, value: { case: "tensorType", value: { ...v.type.value.value, elemType: DT.DOUBLE } } }),
+  });
+}
+
+/** Node attributes that fix a float32 type (Cast targets, Constant values) turned to double. */
+function doubleNode(n: NodeProto): NodeProto {
+  const attrs = n.attribute.map((a): AttributeProto => {
+    if (n.opType === "Cast" && a.name === "to" && Number(a.i) === DT.FLOAT) return create(AttributeProtoSchema, { ...a, i: BigInt(DT.DOUBLE) });
+    if (a.type === AT.TENSOR && a.t && a.t.dataType === DT.FLOAT) return create(AttributeProtoSchema, { ...a, t: doubleTensor(a.t) });
+    if (n.opType === "Constant" && a.name === "value_float") {
+      return create(AttributeProtoSchema, { name: "value", type: AT.TENSOR, t: create(TensorProtoSchema, { dataType: DT.DOUBLE, dims: [], doubleData: [a.f] }) });
+    }
+    if (n.opType === "Constant" && a.name === "value_floats") {
+      return create(AttributeProtoSchema, { name: "value", type: AT.TENSOR, t: create(TensorProtoSchema, { dataType: DT.DOUBLE, dims: [BigInt(a.floats.length)], doubleData: a.floats }) });
+    }
+    return a;
+  });
+  return create(NodeProtoSchema, { ...n, attribute: attrs });
+}
+
+function doubleTensor(t: TensorProto): TensorProto {
+  const n = t.dims.reduce((a, b) => a * Number(b), 1);
+  let values: number[];
+  if (t.rawData.byteLength) {
+    const copy = t.rawData.slice();
+    values = Array.from(new Float32Array(copy.buffer, 0, n));
+  } else {
+    values = [...t.floatData];
+  }
+  return create(TensorProtoSchema, { name: t.name, dataType: DT.DOUBLE, dims: t.dims, doubleData: values });
+}

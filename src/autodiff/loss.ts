@@ -1,0 +1,229 @@
+import { create } from "@bufbuild/protobuf";
+import { TensorShapeProtoSchema, TypeProtoSchema, ValueInfoProtoSchema, type ValueInfoProto } from "../onnx/gen/onnx_pb";
+import { isFloat } from "../onnx/dtype";
+import { DoctorError } from "../onnx/errors";
+import type { Model } from "../onnx/model";
+import type { HostTensor } from "../runtime/session";
+import { Random } from "../stats/random";
+import { onnxFloat, type FloatType, type GradEmitter } from "./emit";
+import type { TensorInfo } from "./shapes";
+
+/** The probe losses (issue 4): cross-entropy, mean square, or a fixed random cotangent. */
+export type LossName = "ce" | "mse" | "random";
+export const LOSS_NAMES: readonly LossName[] = ["ce", "mse", "random"];
+
+/** A graph input the loss needs, fed per batch. */
+export interface LossTarget {
+  /** Name of the added graph input. */
+  readonly input: string;
+  /** The model output it belongs to. */
+  readonly output: string;
+  readonly shape: readonly number[];
+  readonly ft: FloatType;
+  /** onehot: labels as one-hot rows over `classAxis`; values: regression targets; cotangent: the random v. */
+  readonly kind: "onehot" | "values" | "cotangent";
+  readonly classAxis?: number;
+}
+
+export interface EmittedLoss {
+  readonly name: LossName;
+  /** Scalar loss tensor (for the report). */
+  readonly value: string;
+  /** dL/d(output) for each model output the loss reads. */
+  readonly seeds: ReadonlyMap<string, string>;
+  readonly targets: readonly LossTarget[];
+  readonly inputs: readonly ValueInfoProto[];
+  /** The model outputs the loss reads. */
+  readonly outputs: readonly string[];
+}
+
+/**
+ * Class axis of a logits tensor: the last axis for [N, C] and sequence outputs [N, T, C]; axis 1
+ * for image-shaped outputs [N, C, H, W, ...] (segmentation maps), as torch's cross_entropy.
+ */
+export const classAxisOf = (rank: number): number => (rank >= 4 ? 1 : rank - 1);
+
+/**
+ * Emits the loss and its gradient with respect to the model outputs, in closed form (the seeds
+ * of the backward graph):
+ * - ce: L = -(1/P) sum_p log softmax(z_p)[label_p] over the P positions of the first float output
+ *   of rank >= 2; dL/dz = (softmax(z) - onehot) / P.
+ * - mse: L = sum over float outputs of mean((y - t)^2), t = given targets or 0; dL/dy = 2 (y - t) / n.
+ * - random: L = sum over float outputs of sum(v * y), v ~ N(0,1) fixed, scaled to unit RMS; dL/dy = v.
+ */
+export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: LossName, withTargets: boolean): EmittedLoss {
+  const floatOutputs = model.outputs.map((o) => o.name).filter((o) => {
+    const t = info.dtypes.get(o);
+    return t === "float32" || t === "float64";
+  });
+  if (floatOutputs.length === 0) {
+    const other = model.outputs.find((o) => isFloat(info.dtypes.get(o.name) ?? "unsupported"));
+    throw new DoctorError("model.unsupported", other ? `gradients of ${info.dtypes.get(other.name)} outputs are not supported` : "the model has no float output to put a loss on");
+  }
+  const shapeOf = (t: string): readonly number[] => info.shapes.get(t) ?? [];
+  const ftOf = (t: string): FloatType => (info.dtypes.get(t) === "float64" ? "float64" : "float32");
+  const seeds = new Map<string, string>();
+  const targets: LossTarget[] = [];
+  const parts: string[] = [];
+  const addTarget = (output: string, kind: LossTarget["kind"], classAxis?: number): string => {
+    const input = e.fresh(`target_${kind}`);
+    targets.push({ input, output, shape: shapeOf(output), ft: ftOf(output), kind, classAxis });
+    return input;
+  };
+
+  if (name === "ce") {
+    const z = floatOutputs.find((o) => shapeOf(o).length >= 2);
+    if (!z) throw new DoctorError("model.unsupported", `--loss ce needs logits of rank 2 or more; the outputs are ${floatOutputs.map((o) => `${o}[${shapeOf(o).join(",")}]`).join(", ")}`);
+    const ft = ftOf(z);
+    const zs = shapeOf(z);
+    const rank = zs.length;
+    const ax = classAxisOf(rank);
+    const positions = zs.reduce((a, b) => a * b, 1) / zs[ax];
+    const onehot = addTarget(z, "onehot", ax);
+    // Before opset 13 LogSoftmax flattens everything from `axis` on: move the class axis last.
+    const moveLast = e.opset < 13 && ax !== rank - 1;
+    const perm = [...Array.from({ length: rank }, (_, i) => i).filter((i) => i !== ax), ax];
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    const zt = moveLast ? e.transpose(z, perm) : z;
+    const tt = moveLast ? e.transpose(onehot, perm) : onehot;
+    const axis = e.opset >= 13 ? ax : rank - 1;
+    const logp = e.op("LogSoftmax", [zt], { axis });
+    parts.push(e.scale(e.reduce("ReduceSum", e.mul(tt, logp), undefined, false), -1 / positions, ft));
+    const dzt = e.scale(e.sub(e.op("Exp", [logp]), tt), 1 / positions, ft);
+    seeds.set(z, moveLast ? e.transpose(dzt, inverse) : dzt);
+    return finish([z]);
+  }
+
+  for (const y of floatOutputs) {
+    const ft = ftOf(y);
+    const n = shapeOf(y).reduce((a, b) => a * b, 1);
+    if (name === "mse") {
+      const diff = withTargets ? e.sub(y, addTarget(y, "values")) : y;
+      parts.push(e.reduce("ReduceMean", e.mul(diff, diff), undefined, false));
+      seeds.set(y, e.scale(diff, 2 / n, ft));
+    } else {
+      const v = addTarget(y, "cotangent");
+      parts.push(e.reduce("ReduceSum", e.mul(v, y), undefined, false));
+      seeds.set(y, v);
+    }
+    if (name === "mse" && withTargets) break; // targets describe the first output only
+  }
+  return finish([...seeds.keys()]);
+
+  function finish(outputs: string[]): EmittedLoss {
+    const value = parts.length === 1 ? parts[0] : e.op("Sum", parts);
+    const inputs = targets.map((t) => floatInput(t.input, t.ft, t.shape));
+    return { name, value, seeds, targets, inputs, outputs };
+  }
+}
+
+/** Human-readable definition of the loss, for the report. */
+export function lossDefinition(name: LossName, outputs: readonly string[], labels?: string): string {
+  const out = outputs.join(", ");
+  switch (name) {
+    case "ce":
+      return `mean cross-entropy of the logits ${out} against ${labels ? `the labels in ${labels}` : "random labels (seeded)"}: L = -mean over positions of log softmax(z)[label]`;
+    case "mse":
+      return `mean squared ${labels ? `error of ${out} against the targets in ${labels}` : `output: L = mean(y^2) over every element of ${out}`}`;
+    case "random":
+      return `random projection L = sum(v * y) of ${out}, with a fixed cotangent v ~ N(0,1) scaled to unit RMS, so dL/dy = v: measures how the network amplifies or damps gradients`;
+  }
+}
+
+function floatInput(name: string, ft: FloatType, shape: readonly number[]): ValueInfoProto {
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, {
+      value: {
+        case: "tensorType",
+        value: {
+          $typeName: "onnx.TypeProto.Tensor", elemType: onnxFloat(ft),
+          shape: create(TensorShapeProtoSchema, { dim: shape.map(() => ({ $typeName: "onnx.TensorShapeProto.Dimension" as const, denotation: "", value: { case: undefined } })) }),
+        },
+      },
+    }),
+  });
+}
+
+/**
+ * Feeds for the loss targets of batch `b`: one-hot labels (from `labels`, rows
+ * [b*batchSize, ...), or seeded random classes), regression targets, or the fixed random
+ * cotangent (the same for every batch of one shape).
+ */
+export class TargetFeeder {
+  private readonly cotangents = new Map<string, Float32Array | Float64Array>();
+
+  constructor(private readonly targets: readonly LossTarget[], private readonly seed: number, private readonly labels?: HostTensor, private readonly batchSize = 0) {}
+
+  feeds(b: number): Record<string, HostTensor> {
+    const out: Record<string, HostTensor> = {};
+    this.targets.forEach((t, k) => {
+      const n = t.shape.reduce((x, y) => x * y, 1);
+      const data = t.ft === "float64" ? new Float64Array(n) : new Float32Array(n);
+      if (t.kind === "cotangent") {
+        let v = this.cotangents.get(t.input);
+        if (!v) {
+          const r = new Random(this.seed * 1000003 + 7919 * (k + 1));
+          v = t.ft === "float64" ? new Float64Array(n) : new Float32Array(n);
+          let ss = 0;
+          for (let i = 0; i < n; i++) {
+            v[i] = r.normal();
+            ss += v[i] * v[i];
+          }
+          const s = ss > 0 ? Math.sqrt(n / ss) : 1;
+          for (let i = 0; i < n; i++) v[i] *= s;
+          this.cotangents.set(t.input, v);
+        }
+        out[t.input] = { dtype: t.ft, dims: t.shape, data: v };
+        return;
+      }
+      const rows = this.labelRows(b, t);
+      if (t.kind === "values") {
+        if (!rows) throw new DoctorError("probe.input", "--loss mse with targets needs --labels");
+        if (rows.length !== n) throw new DoctorError("probe.input", `labels: batch ${b} has ${rows.length} target values, the output ${t.output} has ${n} ([${t.shape.join(",")}])`);
+        for (let i = 0; i < n; i++) data[i] = rows[i];
+      } else {
+        const ax = t.classAxis!;
+        const C = t.shape[ax];
+        const inner = t.shape.slice(ax + 1).reduce((x, y) => x * y, 1);
+        const positions = n / C;
+        const random = new Random(this.seed * 7919 + b + 104729);
+        if (rows && rows.length !== positions) {
+          throw new DoctorError("probe.input", `labels: batch ${b} has ${rows.length} labels, the logits ${t.output} [${t.shape.join(",")}] need ${positions} (one per position, classes on axis ${ax})`);
+        }
+        for (let p = 0; p < positions; p++) {
+          const label = rows ? rows[p] : random.int(C);
+          if (!Number.isInteger(label) || label < 0 || label >= C) throw new DoctorError("probe.input", `labels: ${label} is not a class index in [0, ${C})`);
+          // Position p = (outer o, inner i); the class axis sits between them.
+          const o = Math.floor(p / inner);
+          const i = p % inner;
+          data[(o * C + label) * inner + i] = 1;
+        }
+      }
+      out[t.input] = { dtype: t.ft, dims: t.shape, data };
+    });
+    return out;
+  }
+
+  /** Zero tensors for every target (a batch that only runs forward still has to feed them). */
+  placeholders(): Record<string, HostTensor> {
+    const out: Record<string, HostTensor> = {};
+    for (const t of this.targets) {
+      const n = t.shape.reduce((x, y) => x * y, 1);
+      out[t.input] = { dtype: t.ft, dims: t.shape, data: t.ft === "float64" ? new Float64Array(n) : new Float32Array(n) };
+    }
+    return out;
+  }
+
+  /** The label values for batch b (rows b*batchSize .. + the target's batch dimension), flattened. */
+  private labelRows(b: number, t: LossTarget): ArrayLike<number> | undefined {
+    if (!this.labels) return undefined;
+    const rows = t.shape[0];
+    const rowSize = this.labels.dims.slice(1).reduce((x, y) => x * y, 1);
+    const start = b * (this.batchSize || rows);
+    const total = this.labels.dims[0] ?? 1;
+    if (start + rows > total) throw new DoctorError("probe.input", `labels: batch ${b} needs rows ${start}..${start + rows - 1}, the labels have ${total}`);
+    const d = this.labels.data.subarray(start * rowSize, (start + rows) * rowSize);
+    return d instanceof BigInt64Array ? Array.from(d, Number) : (d as ArrayLike<number>);
+  }
+}

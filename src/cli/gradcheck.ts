@@ -1,0 +1,85 @@
+import { writeFileSync } from "node:fs";
+import { InvalidArgumentError, Option, type Command } from "commander";
+import { checkGradients, type GradcheckResult } from "../autodiff/gradcheck";
+import { LOSS_NAMES, type LossName } from "../autodiff/loss";
+import { fmt } from "../rules/rule";
+
+const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
+  return n;
+};
+const keyValue = (v: string, prev: Record<string, number> = {}): Record<string, number> => {
+  const m = /^([^=]+)=(-?[\d.e+-]+)$/.exec(v);
+  if (!m || !Number.isFinite(Number(m[2]))) throw new InvalidArgumentError(`expected name=number, got "${v}"`);
+  return { ...prev, [m[1]]: Number(m[2]) };
+};
+
+/**
+ * `onnx-doctor gradcheck model.onnx`: the seed's gradient checking. Exit code 0 when every checked
+ * tensor grades good or "look closer", 1 when one is wrong (or has no gradient), 2 when the check
+ * cannot run (training-mode Dropout without --allow-dropout, unreadable model).
+ */
+export function registerGradcheck(program: Command): void {
+  program
+    .command("gradcheck")
+    .description("check the generated backward graph against central finite differences (the seed's gradient checking)")
+    .argument("<model>", "path to an .onnx file")
+    .addOption(new Option("-f, --format <format>", "output format").choices(["text", "json"]).default("text"))
+    .option("-o, --out <file>", "write the result to a file instead of stdout")
+    .option("-i, --input <file>", "probe data: .npy for the first input, or .npz with one array per input name")
+    .option("--dim <name=value>", "value for a symbolic dimension (repeatable)", keyValue)
+    .option("--fill <name=value>", "feed a constant to an input (repeatable)", keyValue)
+    .option("-b, --batch-size <n>", "rows of the probe batch (default 2)", positiveInt)
+    .option("--seed <n>", "seed of the synthetic data and of the sampled elements", (v) => Number.parseInt(v, 10))
+    .addOption(new Option("--loss <name>", "loss to differentiate (default: ce with --labels, else random)").choices([...LOSS_NAMES]))
+    .option("--labels <file>", ".npy labels for --loss ce (class ids) or mse (targets)")
+    .option("--samples <n>", "elements checked per tensor (a seeded random subset; default 8)", positiveInt)
+    .addOption(new Option("--precision <p>", "float64 when onnxruntime can run the model in double (default auto)").choices(["auto", "float64", "float32"]).default("auto"))
+    .option("--epsilon <e>", "finite-difference step (default 1e-6 in float64, 1e-2 in float32)", (v) => {
+      const n = Number(v);
+      if (!(n > 0)) throw new InvalidArgumentError("must be a positive number");
+      return n;
+    })
+    .option("--allow-dropout", "check although Dropout runs in training mode (the result is then meaningless)")
+    .option("--threads <n>", "onnxruntime intra-op threads", positiveInt)
+    .action(async (model: string, opts: {
+      format: "text" | "json"; out?: string; input?: string; dim?: Record<string, number>; fill?: Record<string, number>; batchSize?: number;
+      seed?: number; loss?: LossName; labels?: string; samples?: number; precision: "auto" | "float64" | "float32"; epsilon?: number;
+      allowDropout?: boolean; threads?: number;
+    }) => {
+      const result = await checkGradients(model, {
+        inputFile: opts.input, dims: opts.dim, fill: opts.fill, batchSize: opts.batchSize, seed: opts.seed, loss: opts.loss,
+        labelsFile: opts.labels, samples: opts.samples, precision: opts.precision, epsilon: opts.epsilon,
+        allowTrainingDropout: opts.allowDropout, intraOpThreads: opts.threads,
+      });
+      const text = opts.format === "json" ? JSON.stringify(result, (_k, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n" : gradcheckText(result);
+      if (opts.out) writeFileSync(opts.out, text);
+      else process.stdout.write(text);
+      process.exitCode = result.checks.some((c) => c.grade === "wrong") ? 1 : 0;
+    });
+}
+
+/** The terminal form: how it was checked, one row per tensor, the verdict. */
+export function gradcheckText(r: GradcheckResult & { model: string; batchSize: number }): string {
+  const lines: string[] = [];
+  lines.push(`gradient check of ${r.model}: ${r.checks.length} tensors, batch of ${r.batchSize}, ${fmt(r.seconds)} s`);
+  lines.push(`precision: ${r.precisionNote}; central differences with epsilon ${r.epsilon}`);
+  lines.push(`loss: ${r.loss.name} = ${fmt(r.loss.value)} (${r.loss.definition})`);
+  lines.push(`difference = ||analytic - numeric|| / (||analytic|| + ||numeric||); good <= ${r.tolerance.good}, wrong >= ${r.tolerance.wrong}${r.precision === "float64" ? " (the seed's grades)" : " (float32: the seed's 1e-7/1e-3 grades assume float64)"}`);
+  lines.push("resolution = what the finite differences themselves resolve (|D(eps) - D(2 eps)|); a difference within 3x of it is not evidence of a wrong derivative");
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  if (r.constants.length) lines.push(`not checked (running statistics and constants, not learned): ${r.constants.join(", ")}`);
+  if (r.unsupported.length) lines.push(`no gradient rule for: ${[...new Set(r.unsupported.map((u) => `${u.op} (${u.reason})`))].join("; ")}`);
+  lines.push("");
+  const rows = [["tensor", "layer", "kind", "checked", "difference", "resolution", "grade"]];
+  for (const c of r.checks) {
+    rows.push([c.tensor, c.layer ?? "", c.kind, `${c.checked}/${c.size}`, c.unavailable ? "-" : fmt(c.difference), c.unavailable ? "-" : fmt(c.resolution), c.unavailable ? `wrong: ${c.unavailable}` : c.grade]);
+  }
+  const widths = rows[0].map((_, i) => Math.min(48, Math.max(...rows.map((row) => row[i].length))));
+  for (const row of rows) lines.push(row.map((cell, i) => (i === row.length - 1 ? cell : cell.length > widths[i] ? `${cell.slice(0, widths[i] - 1)}…` : cell.padEnd(widths[i]))).join("  "));
+  const count = (g: string): number => r.checks.filter((c) => c.grade === g).length;
+  lines.push("");
+  lines.push(`${count("good")} good, ${count("look closer")} look closer, ${count("wrong")} wrong`);
+  return lines.join("\n") + "\n";
+}
