@@ -10,6 +10,7 @@ import { toSarif } from "../report/sarif";
 import { toText } from "../report/text";
 import { toJson, type Report } from "../report/types";
 import { registerGradcheck } from "./gradcheck";
+import { startWatchdog } from "../runtime/watchdog";
 import { TOOL_VERSION } from "../version";
 
 const positiveInt = (v: string): number => {
@@ -59,6 +60,8 @@ program
   .option("--batches <n>", "number of probe batches", positiveInt)
   .option("--seed <n>", "seed for synthetic probe data", seedValue)
   .option("--threads <n>", "onnxruntime intra-op threads (default: all cores)", threadCount)
+  .option("--timeout <seconds>", "stop the analysis after this many seconds (one-line reason, exit 137)", positiveInt)
+  .option("--max-memory <MB>", "stop the analysis when the process uses more memory (one-line reason, exit 137)", positiveInt)
   .addOption(new Option("--target <precision>", "precision the model will run in; fp16 adds float16 range checks").choices(["fp32", "fp16"]))
   .addOption(new Option("--loss <name>", "loss of the gradient probe: ce (cross-entropy vs --labels or random labels), mse (mean of squared outputs, or vs --labels), random (fixed random cotangent), none (no gradients); default ce with --labels, else random").choices(["ce", "mse", "random", "none"]))
   .option("--labels <file>", ".npy labels for the gradient probe: class ids for --loss ce, targets for mse; rows follow the probe data")
@@ -73,8 +76,9 @@ program
     format: "text" | "json" | "markdown" | "sarif" | "html"; out?: string; failOn: "error" | "warning" | "never"; static?: boolean; input?: string;
     dim?: Record<string, number>; fill?: Record<string, number>; batchSize?: number; batches?: number; seed?: number; threads?: number;
     target?: "fp32" | "fp16"; trainData?: string; valData?: string; baselineError?: number;
-    loss?: "ce" | "mse" | "random" | "none"; labels?: string;
+    loss?: "ce" | "mse" | "random" | "none"; labels?: string; timeout?: number; maxMemory?: number;
   }) => {
+    startWatchdog({ timeoutSeconds: opts.timeout, maxMemoryMb: opts.maxMemory });
     if (!!opts.trainData !== !!opts.valData) throw new DoctorError("probe.input", "--train-data and --val-data go together: bias and variance come from comparing the two");
     const interactive = process.stderr.isTTY;
     const report: Report = await analyze(model, {

@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { floatTensor, graph, modelBytes, node, rawTensor, DT, valueInfo } from "./build-model";
 import { FIXTURES } from "./helpers";
+
+const int64Tensor = (name: string, dims: number[], values: number[]) => rawTensor(name, DT.INT64, dims, new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer));
 
 const CLI = join(__dirname, "..", "..", "dist", "cli.js");
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 60_000 });
@@ -53,6 +56,23 @@ describe("onnx-doctor CLI", () => {
     assert.match(html, /^<!DOCTYPE html>/i);
     assert.match(html, /Content-Security-Policy/);
     assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href="http/i, "no network resources");
+  });
+
+  it("--timeout and --max-memory stop a long or hungry analysis with one line", () => {
+    // 12 chained [8,1024,1024] x [1024,1024] MatMuls: many seconds of work at the default batch.
+    const dir = mkdtempSync(join(tmpdir(), "cli-"));
+    const nodes = Array.from({ length: 12 }, (_, i) => node("MatMul", [i ? `h${i - 1}` : "e", "w"], [i === 11 ? "y" : `h${i}`]));
+    const g = graph([node("Expand", ["x", "shape"], ["e"]), ...nodes], [floatTensor("w", [1024, 1024], new Array(1024 * 1024).fill(0.001)), int64Tensor("shape", [3], [1, 1024, 1024])],
+      [valueInfo("x", ["batch", 1, 1024])], [valueInfo("y", ["batch", 1024, 1024])]);
+    const path = join(dir, "slow.onnx");
+    writeFileSync(path, modelBytes(g));
+    const started = Date.now();
+    const slow = run("analyze", path, "--timeout", "2");
+    assert.equal(slow.status, null, "killed");
+    assert.match(slow.stderr, /^onnx-doctor: timeout: analysis stopped after 2 s \(--timeout\)/);
+    assert.ok(Date.now() - started < 15_000, "stopped promptly");
+    const hungry = run("analyze", path, "--max-memory", "64");
+    assert.match(hungry.stderr, /^onnx-doctor: memory: analysis stopped at \d+ MB resident, above --max-memory 64 MB/);
   });
 
   it("names the first node that produces NaN", () => {

@@ -1,0 +1,41 @@
+import { Worker } from "node:worker_threads";
+
+/** Limits for one analysis; onnxruntime blocks the JS thread, so a timer on it cannot enforce them. */
+export interface WatchdogLimits {
+  /** Wall-clock limit in seconds. */
+  timeoutSeconds?: number;
+  /** Resident memory limit of the whole process in megabytes. */
+  maxMemoryMb?: number;
+}
+
+// Runs on its own thread: it still ticks while session.run() holds the main thread, writes its
+// one-line reason straight to stderr (the main thread's streams are blocked too) and ends the process.
+const watchdogSource = `
+  const { workerData } = require("node:worker_threads");
+  const { writeSync } = require("node:fs");
+  const started = Date.now();
+  const stop = (code, reason) => {
+    try { writeSync(2, "onnx-doctor: " + code + ": " + reason + "\\n"); } catch {}
+    process.kill(process.pid, "SIGKILL");
+  };
+  setInterval(() => {
+    if (workerData.timeoutSeconds && Date.now() - started > workerData.timeoutSeconds * 1000) {
+      stop("timeout", "analysis stopped after " + workerData.timeoutSeconds + " s (--timeout); try a smaller --batch-size, fewer --batches or --static");
+    }
+    const rss = process.memoryUsage.rss() / 1e6;
+    if (workerData.maxMemoryMb && rss > workerData.maxMemoryMb) {
+      stop("memory", "analysis stopped at " + Math.round(rss) + " MB resident, above --max-memory " + workerData.maxMemoryMb + " MB; try a smaller --batch-size or --static");
+    }
+  }, 100);
+`;
+
+/**
+ * Starts a watchdog thread that kills this process with a one-line reason when a limit is
+ * exceeded. Returns a function that stops the watchdog.
+ */
+export function startWatchdog(limits: WatchdogLimits): () => void {
+  if (!limits.timeoutSeconds && !limits.maxMemoryMb) return () => {};
+  const worker = new Worker(watchdogSource, { eval: true, workerData: limits });
+  worker.unref();
+  return () => void worker.terminate();
+}
