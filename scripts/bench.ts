@@ -4,12 +4,13 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { findLayers } from "../src/graph/layers";
-import { instrumentStatistics } from "../src/instrument/stats-graph";
+import { instrumentStatistics, tapOutputNames } from "../src/instrument/stats-graph";
 import { loadModel } from "../src/onnx/load";
 import { tapsFor } from "../src/probe/run";
 import { RuntimeSession, type HostTensor } from "../src/runtime/session";
 import { Random } from "../src/stats/random";
 import { resnet18, wideMlp, wideMlpExternal } from "./bench-models";
+import { gradientOverhead } from "./bench-gradients";
 
 const OUT = join(__dirname, "..", "bench-out");
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -20,7 +21,7 @@ async function probeOverhead(): Promise<void> {
   const model = loadModel(path);
   const layers = findLayers(model);
   const { bytes, outputs } = instrumentStatistics(model, tapsFor(layers));
-  const fetch = outputs.flatMap((o) => [o.mean, o.m2, o.max, o.min, o.size, o.nonzero, o.saturated, o.unitMax, o.sample]).filter((n): n is string => !!n);
+  const fetch = outputs.flatMap(tapOutputNames);
   const threads = 1;
   const plain = await RuntimeSession.open(readFileSync(path), new Map(), { intraOpThreads: threads });
   const probed = await RuntimeSession.open(bytes, new Map(), { intraOpThreads: threads });
@@ -90,6 +91,7 @@ async function main(): Promise<void> {
   mkdirSync(OUT, { recursive: true });
   if (process.argv.includes("--scale")) return scale();
   await probeOverhead();
+  await gradientOverhead(OUT);
   staticThroughput();
 }
 

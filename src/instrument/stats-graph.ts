@@ -23,6 +23,11 @@ export interface Tap {
   readonly tensor: string;
   /** Count |a| > 0.99 (tanh) or a outside [0.01, 0.99] (sigmoid). */
   readonly saturation?: "tanh" | "sigmoid";
+  /**
+   * Count exact zeros in the graph. Worth a pass only after ReLU-like units; elsewhere exact zeros
+   * are rare and the zero fraction is read from the histogram sample.
+   */
+  readonly countZeros?: boolean;
   /** Output the per-position maximum over the batch, to find units that never fire. */
   readonly unitMax?: boolean;
   /** Units are channels of an NCHW-like tensor (conv outputs): pool spatial positions first. */
@@ -38,10 +43,15 @@ export interface TapOutputs {
   readonly max: string;
   readonly min: string;
   readonly size: string;
-  readonly nonzero: string;
+  readonly nonzero?: string;
   readonly saturated?: string;
   readonly unitMax?: string;
   readonly sample: string;
+}
+
+/** Every graph output a tap adds, for fetching. */
+export function tapOutputNames(o: TapOutputs): string[] {
+  return [o.mean, o.m2, o.max, o.min, o.size, o.nonzero, o.saturated, o.unitMax, o.sample].filter((n): n is string => !!n);
 }
 
 /** Values kept per batch for the histogram: a strided sample, so the cost does not grow with size. */
@@ -73,7 +83,8 @@ export function instrumentStatistics(model: Model, taps: readonly Tap[], extra?:
     const min = b.op("ReduceMin", [x], { keepdims: 0 });
     const size = b.op("Size", [x]);
     // sum(sign(x)^2) counts non-zeros in two passes; Abs/Greater/Cast/ReduceSum takes four.
-    const nonzero = opset >= 9 ? b.op("ReduceSumSquare", [b.op("Sign", [x])], { keepdims: 0 }) : b.countTrue(b.op("Greater", [b.op("Abs", [x]), b.constFloat(0)]));
+    const nonzero = !tap.countZeros ? undefined
+      : opset >= 9 ? b.op("ReduceSumSquare", [b.op("Sign", [x])], { keepdims: 0 }) : b.countTrue(b.op("Greater", [b.op("Abs", [x]), b.constFloat(0)]));
     let saturated: string | undefined;
     if (tap.saturation === "tanh") saturated = b.countTrue(b.op("Greater", [b.op("Abs", [x]), b.constFloat(0.99)]));
     if (tap.saturation === "sigmoid") {
@@ -98,7 +109,7 @@ export function instrumentStatistics(model: Model, taps: readonly Tap[], extra?:
     }
     outputs.push({ mean, m2, max, min, size, nonzero, saturated, unitMax, sample });
   }
-  const names = outputs.flatMap((o) => [o.mean, o.m2, o.max, o.min, o.size, o.nonzero, o.saturated, o.unitMax, o.sample]).filter((n): n is string => !!n);
+  const names = outputs.flatMap(tapOutputNames);
   if (extra) {
     const bytes = serializeWith(model, [...b.nodes, ...extra.nodes], [...b.initializers, ...extra.initializers], [...names, ...extra.outputs], extra.inputs);
     return { bytes, outputs };

@@ -1,6 +1,6 @@
 import type { Layer } from "../graph/layers";
 import { mergeAdditions } from "../instrument/channel-stats";
-import { instrumentStatistics, NodeBuilder, serializeWith, type GraphAdditions, type Tap, type TapOutputs } from "../instrument/stats-graph";
+import { instrumentStatistics, NodeBuilder, serializeWith, tapOutputNames, type GraphAdditions, type Tap, type TapOutputs } from "../instrument/stats-graph";
 import { DoctorError } from "../onnx/errors";
 import { defaultOpset, type Model } from "../onnx/model";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
@@ -18,6 +18,8 @@ export interface ActivationStats {
   readonly min: number;
   readonly max: number;
   readonly zeroFraction: number;
+  /** The zero fraction was read from the histogram sample (layers without ReLU-like units). */
+  readonly zeroFractionFromSample: boolean;
   readonly saturatedFraction: number | null;
   readonly nonFinite: number;
   /** Units (channels or features) that never produced a positive value on the probe. */
@@ -64,6 +66,7 @@ export function tapsFor(layers: readonly Layer[]): Tap[] {
     tensor: l.output,
     saturation: l.activation === "tanh" ? "tanh" : l.activation === "sigmoid" ? "sigmoid" : undefined,
     unitMax: isRelu(l),
+    countZeros: isRelu(l),
     channelFirst: l.spatial,
     castToFloat: !!l.weight && l.weight.dtype !== "float32",
   }));
@@ -97,7 +100,8 @@ class TapAccumulator {
     this.max = Math.max(this.max, scalar(out.max));
     if (!Number.isFinite(mean)) this.sawNonFinite = true;
     this.size += size;
-    this.nonzero += scalar(out.nonzero);
+    if (out.nonzero) this.nonzero += scalar(out.nonzero);
+    else this.nonzero = NaN;
     if (out.saturated) this.saturated += scalar(out.saturated);
     if (out.unitMax) {
       const u = r[out.unitMax].data as Float32Array;
@@ -129,7 +133,9 @@ class TapAccumulator {
       }
       deadUnits = channels - alive.reduce((a, b) => a + b, 0);
     }
-    const zeros = this.size - this.nonzero;
+    // Exact count after ReLU-like units; elsewhere the share of zeros in the sample.
+    const sampled = Number.isNaN(this.nonzero);
+    const zeros = sampled ? (this.samples.filter((v) => v === 0).length / Math.max(1, this.samples.length)) * this.size : this.size - this.nonzero;
     let mean = this.moments.mean;
     let std = Math.sqrt(this.moments.variance);
     if (!Number.isFinite(std) && nonFinite === 0 && Number.isFinite(this.min) && Number.isFinite(this.max)) {
@@ -146,6 +152,7 @@ class TapAccumulator {
       min: this.min,
       max: this.max,
       zeroFraction: this.size ? zeros / this.size : NaN,
+      zeroFractionFromSample: sampled,
       saturatedFraction: tap.saturation ? this.saturated / this.size : null,
       nonFinite,
       deadUnits,
@@ -183,34 +190,50 @@ export async function runProbe(model: Model, layers: readonly Layer[], plan: Pro
     session = await RuntimeSession.open(bytes, model.externalFiles, { intraOpThreads: hooks.intraOpThreads });
   }
   const acc = taps.map(() => new TapAccumulator());
-  const fetch = outputs.flatMap((o) => [o.mean, o.m2, o.max, o.min, o.size, o.nonzero, o.saturated, o.unitMax, o.sample]).filter((n): n is string => !!n);
+  const fetch = outputs.flatMap(tapOutputNames);
   // Model outputs are always fetched: with no visible layers they are all we can check for NaN.
   fetch.push(...model.outputs.map((o) => o.name));
   let badBatch: number | undefined;
+  // Extensions that may decline a batch (another shape) or fail at run time get a session without
+  // them for those batches: onnxruntime runs every node of a graph whatever is fetched.
+  const optional = (x: ProbeExtension): boolean => !!(x.accepts || x.failed);
+  let plain: RuntimeSession | undefined;
+  let plainOnly = false;
+  const plainRun = async (b: number): Promise<Record<string, HostTensor>> => {
+    const sure = extensions.filter((x) => !optional(x));
+    plain ??= await RuntimeSession.open(instrumentStatistics(model, taps, mergeAdditions(sure.map((x) => x.additions))).bytes, model.externalFiles, { intraOpThreads: hooks.intraOpThreads });
+    const feeds = plan.feeds(b);
+    for (const x of sure) if (x.feeds) Object.assign(feeds, x.feeds(b, feeds));
+    return plain.run(feeds, [...fetch, ...sure.flatMap((x) => x.additions.outputs)]);
+  };
   try {
     for (let b = 0; b < plan.batches; b++) {
       if (hooks.signal?.aborted) throw new DoctorError("cancelled", "analysis cancelled");
       hooks.progress?.(b / plan.batches, `probe batch ${b + 1}/${plan.batches}`);
       const feeds = plan.feeds(b);
-      const using = extensions.filter((x) => x.accepts?.(feeds) ?? true);
-      for (const x of extensions) if (x.feeds) Object.assign(feeds, x.feeds(b, feeds));
-      let r: Record<string, HostTensor>;
-      try {
-        r = await session.run(feeds, [...fetch, ...using.flatMap((x) => x.additions.outputs)]);
-      } catch (e) {
-        const optional = using.filter((x) => x.failed);
-        if (!optional.length) throw e;
-        for (const x of optional) x.failed!(e);
-        extensions = extensions.filter((x) => !optional.includes(x));
-        r = await session.run(feeds, [...fetch, ...using.filter((x) => !x.failed).flatMap((x) => x.additions.outputs)]);
+      let using = plainOnly || extensions.some((x) => x.accepts && !x.accepts(feeds)) ? extensions.filter((x) => !optional(x)) : extensions;
+      let r: Record<string, HostTensor> | undefined;
+      if (using === extensions) {
+        for (const x of extensions) if (x.feeds) Object.assign(feeds, x.feeds(b, feeds));
+        try {
+          r = await session.run(feeds, [...fetch, ...using.flatMap((x) => x.additions.outputs)]);
+        } catch (e) {
+          if (!extensions.some((x) => x.failed)) throw e;
+          for (const x of extensions) x.failed?.(e);
+          extensions = extensions.filter((x) => !x.failed);
+          using = extensions.filter((x) => !optional(x));
+          plainOnly = true;
+        }
       }
+      r ??= await plainRun(b);
       outputs.forEach((o, i) => acc[i].add(o, r));
-      for (const x of using) if (extensions.includes(x)) x.add(r);
+      for (const x of using) x.add(r);
       const outputNonFinite = model.outputs.some((o) => { const d = r[o.name]?.data; return (d instanceof Float32Array || d instanceof Float64Array) && !d.every(Number.isFinite); });
       if (badBatch === undefined && (outputNonFinite || acc.some((a) => a.sawNonFinite))) badBatch = b;
     }
   } finally {
     await session.release();
+    await plain?.release();
   }
   let firstNonFinite: ProbeResult["firstNonFinite"];
   const nonFiniteByTensor = new Map<string, number>();

@@ -86,6 +86,8 @@ export interface GradientCoverageReport {
   layers: number;
   supported: number;
   unsupportedOps: { op: string; count: number; reason: string; nodes: string[] }[];
+  /** Probe batches that carried gradients (a short last batch of user data gets activations only). */
+  batches?: number;
   /** Why there are no gradients at all (the backward graph could not be built or run). */
   error?: string;
 }
@@ -97,6 +99,8 @@ export interface ActivationReport {
   min: number;
   max: number;
   zeroFraction: number;
+  /** Read from the histogram sample rather than counted exactly (layers without ReLU-like units). */
+  zeroFractionFromSample?: boolean;
   saturatedFraction: number | null;
   nonFinite: number;
   deadUnits: number | null;
