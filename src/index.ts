@@ -9,7 +9,7 @@ import { BatchNormProbe } from "./probe/bn-observed";
 import { evaluateFit } from "./probe/fit";
 import { describeInputData } from "./probe/input-data";
 import { planProbe, type ProbeOptions, type ProbePlan } from "./probe/inputs";
-import { applyGradients, coverageFindings, coverageReport, GradientProbe, type GradientSummary } from "./probe/gradients";
+import { applyGradients, chooseLoss, coverageFindings, coverageReport, GradientProbe, type GradientSummary } from "./probe/gradients";
 import { runProbe, type ProbeHooks, type ProbeResult } from "./probe/run";
 import type { LossName } from "./autodiff/loss";
 import { RULES } from "./rules/all";
@@ -65,7 +65,8 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
   if (!options.staticOnly) {
     try {
       plan = planProbe(model, options);
-      const loss = options.loss ?? (options.labelsFile ? "ce" : "random");
+      const { loss, skipped } = chooseLoss(model, options.loss, options.labelsFile);
+      if (skipped) gradientError = skipped;
       if (loss !== "none") {
         hooks.progress?.(0, "building the backward graph");
         try {
@@ -146,6 +147,7 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
       ...(gradientCoverage ? { gradientCoverage } : {}),
       seed: plan?.seed ?? options.seed ?? 0,
       ...(probe ? { seconds: probe.seconds } : {}),
+      ...(probe?.branches?.length ? { branches: [...probe.branches] } : {}),
       ...(probeError ? { error: probeError } : {}),
     },
     layers: reports,

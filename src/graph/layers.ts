@@ -46,6 +46,8 @@ export interface Layer {
   readonly spatial: boolean;
   /** Empty for the main graph; `If_0/then_branch/` for a layer inside a subgraph, which the probe cannot see. */
   readonly scope: string;
+  /** No weight layer follows in its graph: an output layer (logits, probabilities). */
+  readonly isOutputLayer: boolean;
   /** "128->64" or "3->16 3x3": the layer's shape as PyTorch users write it. */
   readonly shapeLabel?: string;
 }
@@ -171,9 +173,13 @@ function groupLayers(model: Model, index: GraphIndex, scope: string, layers: Lay
       scope,
       spatial: spec.kind === "conv" || (spec.kind === "norm" && node.opType !== "LayerNormalization" && fedBySpatialOp(node, index)),
       shapeLabel: shapeLabel(node.opType, spec),
+      isOutputLayer: ![...index.nodesDownstream([output])].some((n) => WEIGHT_OPS.has(n.opType) && n.inputs.some((i) => index.isConstant(i))),
     });
   }
 }
+
+/** Ops that apply weights; a constant operand makes one a layer. */
+export const WEIGHT_OPS: ReadonlySet<string> = new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "LSTM", "GRU", "RNN"]);
 
 const spatialOps = new Set(["Conv", "ConvTranspose", "MaxPool", "AveragePool", "Upsample", "Resize"]);
 

@@ -7,6 +7,7 @@ import { RuntimeSession, type HostTensor } from "../runtime/session";
 import { moments, RunningMoments } from "../stats/moments";
 import { histogram, type Histogram } from "../stats/histogram";
 import { Random } from "../stats/random";
+import { inlineTakenBranches } from "../instrument/inline-branches";
 import type { ProbePlan } from "./inputs";
 
 /** Per-layer activation statistics aggregated over all probe batches. */
@@ -33,6 +34,8 @@ export interface ProbeResult {
   /** The first node (topological order) that produced NaN or Inf, when one did. */
   readonly firstNonFinite?: { node: string; opType: string; tensor: string; batch: number; inputsFinite: boolean };
   readonly seconds: number;
+  /** If nodes replaced by the branch the probe inputs take ("If_25 -> then_branch"). */
+  readonly branches?: readonly string[];
 }
 
 export interface ProbeHooks {
@@ -62,7 +65,7 @@ const isRelu = (l: Layer): boolean => l.activation === "relu" || l.activation ==
 
 /** Which statistics each layer needs; exported for the benchmark, which times the same graph. */
 export function tapsFor(layers: readonly Layer[]): Tap[] {
-  return layers.filter((l) => l.scope === "").map((l) => ({
+  return layers.map((l) => ({
     tensor: l.output,
     saturation: l.activation === "tanh" ? "tanh" : l.activation === "sigmoid" ? "sigmoid" : undefined,
     unitMax: isRelu(l),
@@ -173,7 +176,10 @@ export async function runProbe(model: Model, layers: readonly Layer[], plan: Pro
   if (opset < 7) {
     throw new DoctorError("model.unsupported", `opset ${opset} predates numpy-style broadcasting (opset 7), which the probe's statistics need; only the weights were checked`);
   }
-  const visible = layers.filter((l) => l.scope === "");
+  // Layers inside If branches become visible when the probe's inputs always take the same branch.
+  const inlined = await inlineTakenBranches(model, plan, hooks.intraOpThreads);
+  model = inlined.model;
+  const visible = layers.filter((l) => l.scope === "" || inlined.scopes.has(l.scope));
   const taps = tapsFor(visible);
   let extensions = hooks.extensions ?? [];
   let { bytes, outputs } = instrumentStatistics(model, taps, mergeAdditions(extensions.map((e) => e.additions)));
@@ -243,7 +249,7 @@ export async function runProbe(model: Model, layers: readonly Layer[], plan: Pro
   }
   const activations = new Map<number, ActivationStats>();
   visible.forEach((l, i) => activations.set(l.id, acc[i].finish(l, taps[i], nonFiniteByTensor.get(l.output) ?? 0)));
-  return { activations, firstNonFinite, seconds: (performance.now() - started) / 1000 };
+  return { activations, firstNonFinite, seconds: (performance.now() - started) / 1000, branches: inlined.taken };
 }
 
 /**

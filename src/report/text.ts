@@ -14,8 +14,9 @@ export function toText(report: Report, options: { color?: boolean } = {}): strin
   if (p.ran) lines.push(`probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${i.name}[${i.shape.join(",")}] ${i.dtype} (${i.source})`).join(", ")}${dims ? `; dims ${dims}` : ""}${p.seconds !== undefined ? `; ${fmt(p.seconds)} s` : ""}`);
   else lines.push(p.error ? `probe: failed (${p.error})` : "probe: not run (static analysis only)");
   if (m.weightsLookTrained) lines.push("weights look trained (heavy tails or uneven unit norms), so initialisation-scale checks are skipped");
-  const hidden = report.layers.filter((l) => l.inSubgraph).length;
-  if (hidden) lines.push(`${hidden} layer(s) inside If/Loop bodies were checked from their weights only; the probe cannot see inside them`);
+  if (p.branches?.length) lines.push(`probe followed the branch its inputs take: ${p.branches.join(", ")}`);
+  const hidden = report.layers.filter((l) => l.inSubgraph && !l.activation).length;
+  if (hidden) lines.push(`${hidden} layer(s) inside If/Loop bodies the probe did not run were checked from their weights only`);
   lines.push("");
   if (report.findings.length === 0) lines.push("No problems found.");
   // The same rule on many layers (a whole net of constant weights) reads better as one entry.

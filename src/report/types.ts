@@ -159,6 +159,8 @@ export interface Report {
     loss: { name: string; definition: string; value?: number } | null;
     gradientCoverage?: GradientCoverageReport;
     seed: number;
+    /** If nodes the probe replaced by the branch its inputs take ("If_25 -> then_branch"). */
+    branches?: string[];
     seconds?: number;
     error?: string;
   };

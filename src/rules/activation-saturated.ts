@@ -11,7 +11,9 @@ export const activationSaturated: Rule = {
   check: ({ layers, reports }) =>
     layers.flatMap((layer) => {
       const a = reports[layer.id].activation;
-      if (!a || a.saturatedFraction === null || !(a.saturatedFraction >= SATURATED_FRACTION)) return [];
+      // An output sigmoid/tanh saturates when the model is confident; with the matching loss
+      // (cross-entropy) its derivative cancels, so saturation there is not a gradient problem.
+      if (!a || layer.isOutputLayer || a.saturatedFraction === null || !(a.saturatedFraction >= SATURATED_FRACTION)) return [];
       const bound = layer.activation === "tanh" ? "|a| > 0.99" : "a < 0.01 or a > 0.99";
       return [{
         ruleId: "activation.saturated", category: "activation.saturated", severity: "warning" as const,

@@ -1,10 +1,9 @@
 import type { GraphIndex } from "../graph/index";
-import type { Layer } from "../graph/layers";
+import { WEIGHT_OPS, type Layer } from "../graph/layers";
 import type { Finding } from "../report/types";
 import type { Rule } from "./rule";
 import { layerTitle } from "./rule";
 
-const weightOps = new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "LSTM", "GRU", "RNN"]);
 
 /**
  * All-zero weights. With zero weights every unit of a layer computes the same output and gets
@@ -55,7 +54,7 @@ function intentionalReason(layer: Layer, layers: readonly Layer[], index: GraphI
   if (isLowRankUp(layer, index)) return "a LoRA-style low-rank up-projection (B matrix)";
   if (endsResidualBranch(layer, index)) return "it is the last layer of a residual branch";
   if (layers.filter((l) => l.kind !== "norm").length === 1) return "it is the only layer (a linear model)";
-  if (layer.kind !== "norm" && !hasWeightLayerDownstream(layer, index)) return "it is the output layer";
+  if (layer.kind !== "norm" && layer.isOutputLayer) return "it is the output layer";
   return undefined;
 }
 
@@ -64,7 +63,7 @@ function isLowRankUp(layer: Layer, index: GraphIndex): boolean {
   if (layer.fanIn === undefined || layer.fanOut === undefined) return false;
   if (!(layer.fanIn <= 64 && layer.fanIn * 4 <= layer.fanOut)) return false;
   const producer = index.producer.get(layer.node.inputs.find((i) => !index.isConstant(i)) ?? "");
-  return !!producer && weightOps.has(producer.opType);
+  return !!producer && WEIGHT_OPS.has(producer.opType);
 }
 
 /** Walks forward through non-weight ops to an Add of two computed tensors (a residual join). */
@@ -77,16 +76,9 @@ function endsResidualBranch(layer: Layer, index: GraphIndex): boolean {
     seen.add(t);
     for (const c of index.consumersOf(t)) {
       if ((c.opType === "Add" || c.opType === "Sum") && c.inputs.filter((i) => !index.isConstant(i)).length >= 2) return true;
-      if (weightOps.has(c.opType) && c.inputs.some((i) => index.isConstant(i))) continue;
+      if (WEIGHT_OPS.has(c.opType) && c.inputs.some((i) => index.isConstant(i))) continue;
       if (c.opType === "BatchNormalization" || c.opType === "Mul" || c.opType === "Dropout" || c.opType === "Identity" || c.opType === "Reshape" || c.opType === "Transpose") stack.push(...c.outputs);
     }
-  }
-  return false;
-}
-
-function hasWeightLayerDownstream(layer: Layer, index: GraphIndex): boolean {
-  for (const n of index.nodesDownstream([layer.output])) {
-    if (weightOps.has(n.opType) && n.inputs.some((i) => index.isConstant(i))) return true;
   }
   return false;
 }

@@ -15,8 +15,8 @@ const runnable: Record<string, ProbeOptions & { minLayersWithStats: number }> = 
   "mnist_cntk.onnx": { minLayersWithStats: 2 },
   "ch_ppocr_mobile_v2.0_cls_infer.onnx": { dims: { "p2o.DynamicDimension.1": 48, "p2o.DynamicDimension.2": 192 }, minLayersWithStats: 80 },
   "silero_vad_micro_transformer_2021.onnx": { dims: { samples: 4000 }, minLayersWithStats: 25 },
-  // Its LSTMs and convs sit inside If branches: statically checked, not probed (the If output is).
-  "silero_vad_v4_lstm.onnx": { dims: { sequence: 512 }, fill: { sr: 16000, h: 0, c: 0 }, minLayersWithStats: 0 },
+  // Its LSTMs and convs sit inside (nested) If branches: the probe inlines the 16 kHz branches.
+  "silero_vad_v4_lstm.onnx": { dims: { sequence: 512 }, fill: { sr: 16000, h: 0, c: 0 }, minLayersWithStats: 20 },
   "light_resnet50.onnx": { minLayersWithStats: 100 },
 };
 
@@ -51,6 +51,14 @@ describe("real models", () => {
   it("silero_vad_v4_lstm.onnx: LSTM weights inside If branches are found", async () => {
     const r = await analyze(join(REAL, "silero_vad_v4_lstm.onnx"), { staticOnly: true });
     assert.ok(r.layers.filter((l) => l.op === "LSTM").length >= 2);
+  });
+
+  it("silero_vad_v4_lstm.onnx: the probe follows the If branches sr=16000 takes and measures the LSTMs inside", async () => {
+    const r = await analyze(join(REAL, "silero_vad_v4_lstm.onnx"), { dims: { sequence: 512 }, fill: { sr: 16000, h: 0, c: 0 }, batchSize: 2, batches: 1 });
+    assert.ok(r.probe.branches?.includes("If_25 -> then_branch"), String(r.probe.branches));
+    const lstms = r.layers.filter((l) => l.op === "LSTM" && l.activation);
+    assert.equal(lstms.length, 2, "the two LSTMs of the 16 kHz model");
+    assert.ok(lstms.every((l) => l.activation!.std > 0.05 && l.activation!.std < 1), lstms.map((l) => l.activation!.std).join(", "));
   });
 
   const negative: Record<string, RegExp> = {
