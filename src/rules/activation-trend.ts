@@ -1,6 +1,7 @@
 import type { Finding } from "../report/types";
 import type { Rule } from "./rule";
 import { fmt, layerTitle } from "./rule";
+import { slope } from "../stats/trend";
 
 /** Overall fall (or rise) of activation std from the first layer that counts as vanishing (exploding). */
 export const VANISH_RATIO = 1e-2;
@@ -51,13 +52,3 @@ export const activationTrend: Rule = {
     return findings;
   },
 };
-
-/** Least-squares slope of y over its index. */
-function slope(y: readonly number[]): number {
-  const n = y.length;
-  const mx = (n - 1) / 2;
-  const my = y.reduce((a, b) => a + b, 0) / n;
-  let num = 0, den = 0;
-  y.forEach((v, i) => { num += (i - mx) * (v - my); den += (i - mx) ** 2; });
-  return den ? num / den : 0;
-}
