@@ -27,7 +27,7 @@ export type Grade = "good" | "look closer" | "wrong";
  */
 export const TOLERANCES: Readonly<Record<FloatType, { good: number; wrong: number; epsilon: number }>> = {
   float64: { good: 1e-7, wrong: 1e-3, epsilon: 1e-6 },
-  float32: { good: 1e-3, wrong: 2e-2, epsilon: 1e-2 },
+  float32: { good: 1e-3, wrong: 2e-2, epsilon: 1e-3 },
 };
 
 export interface TensorCheck {
@@ -74,7 +74,8 @@ export interface GradcheckOptions {
   /** Elements checked per tensor (a seeded random subset); Infinity checks all. */
   samples?: number;
   precision?: "auto" | FloatType;
-  epsilon?: number;
+  /** Finite-difference step; per precision when given as an object (default {@link TOLERANCES}). */
+  epsilon?: number | Partial<Record<FloatType, number>>;
   seed?: number;
   /** Check these tensors only (parameter or input names); default: every float parameter and input. */
   tensors?: readonly string[];
@@ -117,12 +118,13 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
   prepared ??= await prepare(model, "float32", options, loss);
   if (!precisionNote) precisionNote = "float32, as requested";
   const tol = TOLERANCES[precision];
-  const epsilon = options.epsilon ?? tol.epsilon;
+  const epsilon = (typeof options.epsilon === "number" ? options.epsilon : options.epsilon?.[precision]) ?? tol.epsilon;
   const { session, feeds, grads, lossValue, params, unsupported } = prepared;
 
   try {
     const base = await session.run(feeds, [lossValue, ...[...grads.values()].filter((g): g is string => typeof g === "string")]);
     const layerOf = layerNames(model);
+    const baseLoss = Number(base[lossValue].data[0]);
     const random = new Random(seed + 17);
     const checks: TensorCheck[] = [];
     const wanted = options.tensors ? new Set(options.tensors) : undefined;
@@ -153,9 +155,12 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
       };
       for (const i of picks) {
         const numeric = await derivative(i, epsilon);
-        // The same difference with twice the step: how far apart they are is the error of the
-        // finite difference itself (rounding ~1/epsilon, truncation ~epsilon^2).
-        const uncertainty = Math.abs(numeric - await derivative(i, 2 * epsilon));
+        // The same difference with half and twice the step: their spread is the error of the
+        // finite difference itself (rounding ~1/epsilon, truncation ~epsilon^2, a ReLU/max kink
+        // crossed within the step).
+        // Rounding of the loss itself (computed in float64) bounds it from below.
+        const quantum = (2 * Math.abs(baseLoss) * 2 ** -52) / epsilon;
+        const uncertainty = Math.max(quantum, Math.abs(numeric - await derivative(i, 2 * epsilon)), Math.abs(numeric - await derivative(i, epsilon / 2)));
         const a = analytic ? analytic[i] : 0;
         dd += (a - numeric) ** 2;
         aa += a * a;
@@ -202,7 +207,7 @@ async function prepare(model: Model, precision: FloatType, options: GradcheckOpt
   const floatInputs = checkModel.inputs.filter((i) => (i.dtype === "float32" || i.dtype === "float64") && !params.includes(i.name)).map((i) => i.name);
   const held = params.filter((p) => heldOnly(checkModel, p));
   const targets = [...params.filter((p) => !held.includes(p)), ...floatInputs].filter((t) => !options.tensors || options.tensors.includes(t));
-  const gg = buildGradientGraph(checkModel, info, loss, targets, { withTargets: loss === "mse" && !!options.labels });
+  const gg = buildGradientGraph(checkModel, info, loss, targets, { withTargets: loss === "mse" && !!options.labels, lossInDouble: true });
   const grads = new Map(targets.map((t) => [t, gg.backward.grad(t)] as const));
   const e = gg.emitter;
   const outputs = [gg.loss.value, ...[...grads.values()].filter((g): g is string => typeof g === "string")];

@@ -15,9 +15,9 @@ export interface GradientGraph {
  * Emits loss + backward for gradients of `targets` (layer outputs, weights, inputs). Nodes are
  * named under `prefix`, so they cannot clash with the model's or the statistics' own.
  */
-export function buildGradientGraph(model: Model, info: TensorInfo, loss: LossName, targets: readonly string[], options: { withTargets?: boolean; prefix?: string } = {}): GradientGraph {
+export function buildGradientGraph(model: Model, info: TensorInfo, loss: LossName, targets: readonly string[], options: { withTargets?: boolean; prefix?: string; lossInDouble?: boolean } = {}): GradientGraph {
   const emitter = new GradEmitter(options.prefix ?? "__doctor_grad", defaultOpset(model));
-  const emitted = emitLoss(emitter, model, info, loss, options.withTargets ?? false);
+  const emitted = emitLoss(emitter, model, info, loss, options.withTargets ?? false, options.lossInDouble);
   const backward = buildBackward(model, info, emitter, emitted.seeds, targets);
   return { emitter, loss: emitted, backward };
 }

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { TensorShapeProtoSchema, TypeProtoSchema, ValueInfoProtoSchema, type ValueInfoProto } from "../onnx/gen/onnx_pb";
+import { TensorProto_DataType as DT, TensorShapeProtoSchema, TypeProtoSchema, ValueInfoProtoSchema, type ValueInfoProto } from "../onnx/gen/onnx_pb";
 import { isFloat } from "../onnx/dtype";
 import { DoctorError } from "../onnx/errors";
 import type { Model } from "../onnx/model";
@@ -51,7 +51,7 @@ export const classAxisOf = (rank: number): number => (rank >= 4 ? 1 : rank - 1);
  * - mse: L = sum over float outputs of mean((y - t)^2), t = given targets or 0; dL/dy = 2 (y - t) / n.
  * - random: L = sum over float outputs of sum(v * y), v ~ N(0,1) fixed, scaled to unit RMS; dL/dy = v.
  */
-export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: LossName, withTargets: boolean): EmittedLoss {
+export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: LossName, withTargets: boolean, inDouble = false): EmittedLoss {
   const floatOutputs = model.outputs.map((o) => o.name).filter((o) => {
     const t = info.dtypes.get(o);
     return t === "float32" || t === "float64";
@@ -61,8 +61,15 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
     throw new DoctorError("model.unsupported", other ? `gradients of ${info.dtypes.get(other.name)} outputs are not supported` : "the model has no float output to put a loss on");
   }
   const shapeOf = (t: string): readonly number[] => info.shapes.get(t) ?? [];
-  const ftOf = (t: string): FloatType => (info.dtypes.get(t) === "float64" ? "float64" : "float32");
+  const native = (t: string): FloatType => (info.dtypes.get(t) === "float64" ? "float64" : "float32");
+  // inDouble (gradient checking): the loss is computed in float64 so that its own rounding does
+  // not quantise finite differences of a float32 model.
+  const ftOf = (t: string): FloatType => (inDouble ? "float64" : native(t));
+  const read = (t: string): string => (ftOf(t) !== native(t) ? e.op("Cast", [t], { to: DT.DOUBLE }) : t);
   const seeds = new Map<string, string>();
+  const seed = (t: string, g: string): void => {
+    seeds.set(t, ftOf(t) !== native(t) ? e.op("Cast", [g], { to: DT.FLOAT }) : g);
+  };
   const targets: LossTarget[] = [];
   const parts: string[] = [];
   const addTarget = (output: string, kind: LossTarget["kind"], classAxis?: number): string => {
@@ -84,13 +91,13 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
     const moveLast = e.opset < 13 && ax !== rank - 1;
     const perm = [...Array.from({ length: rank }, (_, i) => i).filter((i) => i !== ax), ax];
     const inverse = perm.map((_, i) => perm.indexOf(i));
-    const zt = moveLast ? e.transpose(z, perm) : z;
+    const zt = moveLast ? e.transpose(read(z), perm) : read(z);
     const tt = moveLast ? e.transpose(onehot, perm) : onehot;
     const axis = e.opset >= 13 ? ax : rank - 1;
     const logp = e.op("LogSoftmax", [zt], { axis });
     parts.push(e.scale(e.reduce("ReduceSum", e.mul(tt, logp), undefined, false), -1 / positions, ft));
     const dzt = e.scale(e.sub(e.op("Exp", [logp]), tt), 1 / positions, ft);
-    seeds.set(z, moveLast ? e.transpose(dzt, inverse) : dzt);
+    seed(z, moveLast ? e.transpose(dzt, inverse) : dzt);
     return finish([z]);
   }
 
@@ -98,13 +105,13 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
     const ft = ftOf(y);
     const n = shapeOf(y).reduce((a, b) => a * b, 1);
     if (name === "mse") {
-      const diff = withTargets ? e.sub(y, addTarget(y, "values")) : y;
+      const diff = withTargets ? e.sub(read(y), addTarget(y, "values")) : read(y);
       parts.push(e.reduce("ReduceMean", e.mul(diff, diff), undefined, false));
-      seeds.set(y, e.scale(diff, 2 / n, ft));
+      seed(y, e.scale(diff, 2 / n, ft));
     } else {
       const v = addTarget(y, "cotangent");
-      parts.push(e.reduce("ReduceSum", e.mul(v, y), undefined, false));
-      seeds.set(y, v);
+      parts.push(e.reduce("ReduceSum", e.mul(v, read(y)), undefined, false));
+      seed(y, v);
     }
     if (name === "mse" && withTargets) break; // targets describe the first output only
   }

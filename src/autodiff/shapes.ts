@@ -1,7 +1,8 @@
-import { NodeBuilder, serializeWith } from "../instrument/stats-graph";
+import { serializeWith } from "../instrument/stats-graph";
 import type { DType } from "../onnx/dtype";
-import type { Model } from "../onnx/model";
+import { defaultOpset, type Model } from "../onnx/model";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
+import { GradEmitter } from "./emit";
 
 /** Static shape and element type of every top-level tensor, for one set of input shapes. */
 export interface TensorInfo {
@@ -21,10 +22,11 @@ const SMALL_INT = 1024;
  * sums over the axes where an operand was broadcast; Conv/Pool gradients need output paddings;
  * Slice/Pad gradients need the extents), and the models we meet contain every op of every opset
  * plus contrib ops, Reshape(Shape(...)) chains and data-dependent shapes. onnxruntime already
- * knows them all. We append a `Shape` node for every tensor and run the model once on the first
- * probe batch: only those small int64 vectors leave the runtime (never the tensors themselves), so
- * the cost is about one plain forward run. Element types come from the session's output
- * metadata (every tensor is declared as an output without a type and onnxruntime fills it in).
+ * knows them all. We append, for every tensor, a `Shape` node and a "head" (its first 1,025
+ * elements, flattened) and run the model once on the first probe batch: only those small tensors
+ * leave the runtime, never the tensors themselves, so the cost is about one plain forward run and
+ * memory stays that of one. The head gives the element type (and the values of small integer
+ * tensors: Slice bounds, Reshape targets, pads computed at run time).
  *
  * The backward graph is therefore specialised to these shapes; a batch of another shape (a short
  * last batch of user data) gets forward statistics only.
@@ -42,24 +44,23 @@ export async function probeTensorInfo(model: Model, feeds: Record<string, HostTe
   }
   const values = new Map<string, number[]>();
   const tensors = [...new Set(model.nodes.flatMap((n) => n.outputs.filter((o) => o && !shapes.has(o))))];
-  const b = new NodeBuilder("__doctor_shape");
-  const shapeOf = new Map(tensors.map((t) => [t, b.op("Shape", [t])]));
-  const bytes = serializeWith(model, b.nodes, b.initializers, [...tensors, ...shapeOf.values()]);
+  const opset = defaultOpset(model);
+  const b = new GradEmitter("__doctor_shape", opset);
+  const probes = new Map(tensors.map((t) => [t, { shape: b.op("Shape", [t]), head: b.slice(b.reshape(t, [-1]), [0], [SMALL_INT + 1], [0]) }]));
+  const bytes = serializeWith(model, b.nodes, b.initializers, [...probes.values()].flatMap((p) => [p.shape, p.head]));
   // Unoptimised: onnxruntime would otherwise fold Shape nodes from its static shape inference,
   // which can disagree with what the kernels produce (AveragePool with ceil_mode, for one).
   const session = await RuntimeSession.open(bytes, model.externalFiles, { intraOpThreads, optimization: "disabled" });
   try {
-    for (const [name, type] of session.outputTypes()) if (!dtypes.has(name)) dtypes.set(name, type);
-    // Integer tensors are fetched whole (they are index and shape arithmetic, small), float ones only by shape.
-    const intTensors = tensors.filter((t) => isInt(dtypes.get(t)));
-    const r = await session.run(feeds, [...shapeOf.values(), ...intTensors]);
-    for (const [t, s] of shapeOf) {
-      const v = r[s]?.data;
-      if (v) shapes.set(t, Array.from(v as BigInt64Array, Number));
-    }
-    for (const t of intTensors) {
-      const v = r[t];
-      if (v && v.data.length <= SMALL_INT) values.set(t, Array.from(v.data as ArrayLike<number | bigint>, Number));
+    const r = await session.run(feeds, [...probes.values()].flatMap((p) => [p.shape, p.head]));
+    for (const [t, p] of probes) {
+      const shape = r[p.shape]?.data;
+      const head = r[p.head];
+      if (!shape || !head) continue;
+      const dims = Array.from(shape as BigInt64Array, Number);
+      shapes.set(t, dims);
+      dtypes.set(t, head.dtype);
+      if (isInt(head.dtype) && dims.reduce((x, y) => x * y, 1) <= SMALL_INT) values.set(t, Array.from(head.data as ArrayLike<number | bigint>, Number));
     }
   } finally {
     await session.release();

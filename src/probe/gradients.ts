@@ -243,6 +243,25 @@ function readLabels(file: string, loss: LossName): HostTensor {
   return t;
 }
 
+/** Above this many bytes of float weights the gradient probe is off unless a loss is asked for: weight gradients double the memory. */
+export const GRADIENT_DEFAULT_LIMIT = 512e6;
+
+/**
+ * The loss of the gradient probe: the one asked for; else ce with labels, random without; and
+ * "none" by default for models with more than {@link GRADIENT_DEFAULT_LIMIT} bytes of weights.
+ */
+export function chooseLoss(model: Model, asked: LossName | "none" | undefined, labelsFile: string | undefined): { loss: LossName | "none"; skipped?: string } {
+  if (asked) return { loss: asked };
+  let bytes = 0;
+  for (const c of model.constants.values()) {
+    if (c.source === "initializer" || c.source === "external" || c.source === "Constant") bytes += c.dtype === "float64" ? 8 * c.size : c.dtype === "float32" ? 4 * c.size : c.dtype === "float16" || c.dtype === "bfloat16" ? 2 * c.size : 0;
+  }
+  if (bytes > GRADIENT_DEFAULT_LIMIT) {
+    return { loss: "none", skipped: `skipped by default: the model holds ${(bytes / 1e6).toFixed(0)} MB of float weights and their gradients would need as much again; ask for them with --loss random|ce|mse` };
+  }
+  return { loss: labelsFile ? "ce" : "random" };
+}
+
 /** Copies the gradient statistics into the layer reports (ratioToWeight from the weight's own moments). */
 export function applyGradients(reports: readonly LayerReport[], summary: GradientSummary): void {
   for (const r of reports) {
@@ -260,7 +279,7 @@ export function applyGradients(reports: readonly LayerReport[], summary: Gradien
 /** The report's `probe.gradientCoverage`. */
 export function coverageReport(summary: GradientSummary | undefined, error?: string): GradientCoverageReport | undefined {
   if (!summary) return error ? { layers: 0, supported: 0, unsupportedOps: [], error } : undefined;
-  return { ...summary.coverage, ...(summary.error || error ? { error: summary.error ?? error } : {}) };
+  return { ...summary.coverage, batches: summary.batches, ...(summary.error || error ? { error: summary.error ?? error } : {}) };
 }
 
 /** An info finding when ops without a gradient rule (or a failure) left layers without gradients. */
@@ -269,7 +288,9 @@ export function coverageFindings(coverage: GradientCoverageReport | undefined): 
   if (coverage.error) {
     return [{
       ruleId: "model.unsupported/gradient", category: "model.unsupported", severity: "info",
-      message: `No gradient statistics: the backward graph could not be built or run (${coverage.error}). Activation statistics are unaffected.`,
+      message: coverage.error.startsWith("skipped")
+        ? `No gradient statistics: ${coverage.error}.`
+        : `No gradient statistics: the backward graph could not be built or run (${coverage.error}). Activation statistics are unaffected.`,
       evidence: { error: coverage.error },
       fix: "Gradient statistics need float32/float64 tensors and ops with vector-Jacobian rules; try --loss none to skip them.",
     }];

@@ -23,6 +23,12 @@ export interface HtmlOptions {
   /** Shown in the title; defaults to the model's file name. */
   fileName?: string;
   generatedAt?: string;
+  /**
+   * Translations of the report UI's strings (an l10n bundle: English source string -> translation, as
+   * vscode.l10n.bundle) and the page language; without them the page is in English.
+   */
+  l10n?: Record<string, string>;
+  lang?: string;
 }
 
 /**
@@ -38,7 +44,7 @@ export function toHtml(report: Report, options: HtmlOptions = {}): string {
     `<tr><td>${escapeHtml(f.severity)}</td><td><code>${escapeHtml(f.category)}</code></td><td>${escapeHtml(f.layer ?? "")}</td><td>${escapeHtml(f.message)}</td><td>${escapeHtml(f.fix)}</td></tr>`).join("\n");
   const script = options.script ? options.script.replace(/<\/(script)/gi, "<\\/$1") : "";
   return `<!DOCTYPE html>
-<html lang="en">
+<html lang="${escapeHtml(options.lang ?? "en")}">
 <head>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'nonce-${nonce}';">
@@ -57,7 +63,7 @@ ${rows}
 </tbody></table>
 </div>
 <script type="application/json" id="md-report">${data}</script>
-${script ? `<script nonce="${nonce}">${script}</script>` : ""}
+${options.l10n ? `<script type="application/json" id="md-l10n">${jsonForScript(options.l10n)}</script>\n` : ""}${script ? `<script nonce="${nonce}">${script}</script>` : ""}
 </body>
 </html>
 `;

@@ -12,6 +12,7 @@ export function toText(report: Report, options: { color?: boolean } = {}): strin
   const p = report.probe;
   const dims = Object.entries(p.dims).map(([k, v]) => `${k}=${v}`).join(", ");
   if (p.ran) lines.push(`probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${i.name}[${i.shape.join(",")}] ${i.dtype} (${i.source})`).join(", ")}${dims ? `; dims ${dims}` : ""}${p.seconds !== undefined ? `; ${fmt(p.seconds)} s` : ""}`);
+  if (p.ran && p.loss) lines.push(`gradients: loss ${p.loss.name}${p.loss.value !== undefined ? ` = ${fmt(p.loss.value)}` : ""} (${p.loss.definition})${p.gradientCoverage ? `; ${p.gradientCoverage.supported} of ${p.gradientCoverage.layers} layers` : ""}`);
   else lines.push(p.error ? `probe: failed (${p.error})` : "probe: not run (static analysis only)");
   if (m.weightsLookTrained) lines.push("weights look trained (heavy tails or uneven unit norms), so initialisation-scale checks are skipped");
   if (p.branches?.length) lines.push(`probe followed the branch its inputs take: ${p.branches.join(", ")}`);
@@ -52,7 +53,7 @@ const MAX_REPEATS = 4;
 
 /** Fixed-width per-layer table of weight and activation statistics. */
 function layerTable(report: Report): string[] {
-  const rows = [["#", "layer", "op", "act", "w.mean", "w.std", "he", "xavier", "a.mean", "a.std", "zero%", "sat%", "dead"]];
+  const rows = [["#", "layer", "op", "act", "w.mean", "w.std", "he", "xavier", "a.mean", "a.std", "zero%", "sat%", "dead", "grad.l2", "dW/W"]];
   for (const l of report.layers) {
     const w = l.weight;
     const a = l.activation;
@@ -60,6 +61,7 @@ function layerTable(report: Report): string[] {
       String(l.id), l.name, l.op, l.activationFunction ?? "", w ? fmt(w.mean) : "", w ? fmt(w.std) : "", w?.expectedStd ? fmt(w.expectedStd.he) : "",
       w?.expectedStd ? fmt(w.expectedStd.xavier) : "", a ? fmt(a.mean) : "", a ? fmt(a.std) : "", a ? fmt(100 * a.zeroFraction) : "",
       a?.saturatedFraction != null ? fmt(100 * a.saturatedFraction) : "", a?.deadUnits != null ? `${a.deadUnits}/${a.units}` : "",
+      l.gradient ? fmt(l.gradient.l2) : "", w?.gradient ? fmt(w.gradient.ratioToWeight) : "",
     ]);
   }
   const widths = rows[0].map((_, c) => Math.min(40, Math.max(...rows.map((r) => r[c].length))));

@@ -2,6 +2,7 @@ import type { Layer } from "../graph/layers";
 import type { Finding, LayerReport } from "../report/types";
 import type { Rule } from "./rule";
 import { fmt, layerTitle } from "./rule";
+import { slope } from "../stats/trend";
 
 /**
  * AutoTrainer's thresholds (Zhang et al., ICSE 2021) on ||g_first|| / ||g_last||: below 1e-3 the
@@ -91,14 +92,4 @@ function weightGradientRatio(layers: readonly Layer[], reports: readonly LayerRe
     .map((l) => reports[l.id].weight?.gradient?.l2 ?? NaN)
     .filter((v) => Number.isFinite(v) && v > 0);
   return w.length >= 2 ? w[0] / w[w.length - 1] : null;
-}
-
-/** Least-squares slope of y over its index. */
-function slope(y: readonly number[]): number {
-  const n = y.length;
-  const mx = (n - 1) / 2;
-  const my = y.reduce((a, b) => a + b, 0) / n;
-  let num = 0, den = 0;
-  y.forEach((v, i) => { num += (i - mx) * (v - my); den += (i - mx) ** 2; });
-  return den ? num / den : 0;
 }

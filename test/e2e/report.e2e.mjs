@@ -13,9 +13,11 @@ import path from "node:path";
 
 const [base, devPath, workspace, out = "test-output/e2e"] = process.argv.slice(2);
 fs.mkdirSync(out, { recursive: true });
+fs.rmSync(path.join(out, "error.png"), { force: true });
 const url = new URL(base);
 url.searchParams.set("folder", path.resolve(workspace));
-url.searchParams.set("payload", JSON.stringify([["extensionDevelopmentPath", `vscode-remote://${url.host}${path.resolve(devPath)}`]]));
+// EXT_DEV_PATH "-": the extension is installed (the .vsix); otherwise load it from that folder (needs the smoke-test driver)
+if (devPath !== "-") url.searchParams.set("payload", JSON.stringify([["extensionDevelopmentPath", `vscode-remote://${url.host}${path.resolve(devPath)}`]]));
 const t0 = Date.now();
 const lap = (m) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
 let passed = 0, failed = 0;
@@ -38,7 +40,7 @@ async function palette(text, rowText, timeoutMs = 60000) {
     await input.waitFor();
     await input.fill(text);
     const row = page.locator(".quick-input-list .monaco-list-row", { hasText: rowText }).first();
-    try { await row.waitFor({ timeout: 2500 }); await page.keyboard.press("Enter"); return; }
+    try { await row.waitFor({ timeout: 2500 }); await row.click(); return; }
     catch (e) { await page.keyboard.press("Escape"); if (Date.now() > deadline) throw e; await page.waitForTimeout(500); }
   }
 }
@@ -84,7 +86,10 @@ try {
   // 1. tiny-init tanh: vanishing activations
   let wv = await openReport("tanh_tiny_init.onnx");
   lap("report for tanh_tiny_init open");
+  const renders = async () => Number(await wv.locator("body").getAttribute("data-renders"));
+  const before = await renders();
   await palette(">Model Doctor: Analyze Model", "Analyze Model"); // the command on the active report
+  for (let i = 0; i < 600 && (await renders()) <= before; i++) await page.waitForTimeout(100);
   await wv.locator("#chart-activation").waitFor({ timeout: 60000 });
   const canvases = await wv.locator("canvas").count();
   const hist = await wv.locator("canvas.hist").count();
@@ -120,7 +125,7 @@ try {
   const rows = page.locator('.pane:has(.pane-header[aria-label^="Findings"]) .monaco-list-row');
   await rows.filter({ hasText: "tanh_tiny_init.onnx" }).first().waitFor({ timeout: 30000 });
   const labels = await rows.allInnerTexts();
-  check(labels.some((l) => l.includes("Warnings (11)")), `tree rows: ${labels.slice(0, 6).map((l) => l.replace(/\s+/g, " ")).join(" | ")}`);
+  check(labels.some((l) => /Warnings \(\d+\)/.test(l)) && labels.some((l) => /activation\.vanishing/.test(l)), `tree rows: ${labels.slice(0, 6).map((l) => l.replace(/\s+/g, " ")).join(" | ")}`);
   await rows.filter({ hasText: "activation.vanishing" }).first().click();
   wv = webview();
   await wv.locator(".finding.active").waitFor({ timeout: 30000 });
@@ -199,14 +204,14 @@ try {
   lap("kill -9 done");
 
   // 8. theme change: the report re-renders its charts in the new theme's colours
-  const before = JSON.parse(await wv.locator("#charts").getAttribute("data-palette"));
-  await palette(">Preferences: Color Theme", "Color Theme");
+  const paletteBefore = JSON.parse(await wv.locator("#charts").getAttribute("data-palette"));
+  await palette(">Preferences: Color Theme", /Preferences: Color Theme/);
   await page.locator(".quick-input-widget input").fill("Light Modern");
   await page.locator(".quick-input-list .monaco-list-row", { hasText: "Light Modern" }).first().waitFor({ timeout: 10000 });
   await page.keyboard.press("Enter");
   await page.waitForTimeout(1500);
   const after = JSON.parse(await webview().locator("#charts").getAttribute("data-palette"));
-  check(before.fg !== after.fg && before.theme !== after.theme, `theme change re-renders the charts (${before.theme} ${before.fg} -> ${after.theme} ${after.fg})`);
+  check(paletteBefore.fg !== after.fg && paletteBefore.theme !== after.theme, `theme change re-renders the charts (${paletteBefore.theme} ${paletteBefore.fg} -> ${after.theme} ${after.fg})`);
   await page.screenshot({ path: path.join(out, "resnet18-light-theme.png") });
 } catch (e) {
   failed++;

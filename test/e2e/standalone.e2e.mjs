@@ -28,6 +28,7 @@ const reports = {
   tiny: cliReport("tiny", fx("tanh_tiny_init.onnx"), "--input", fx("tanh_tiny_init.probe.npy")),
   nan: cliReport("nan", fx("nan_weight.onnx")),
   static: cliReport("static", fx("relu_he_deep.onnx"), "--static"),
+  relu: cliReport("relu", fx("relu_he_deep.onnx")),
 };
 // the crafted gradient statistics, where the gradient engine will put them
 const overlay = JSON.parse(fs.readFileSync("test/e2e/data/tanh_tiny_init.gradients.json", "utf8"));
@@ -39,6 +40,9 @@ for (const l of grad.layers) {
   l.gradient = g.gradient;
   if (l.weight) l.weight.gradient = g.weightGradient;
 }
+// numbers that end in zeros must be shown whole (20 dead units of 100 are not "2/1")
+grad.layers[1].activation.deadUnits = 20;
+grad.layers[1].activation.units = 100;
 reports.gradient = grad;
 // the same report without any gradient field (a forward-only probe, or a report from before the gradient engine)
 const forward = structuredClone(reports.tiny);
@@ -54,9 +58,9 @@ const browser = await chromium.launch({
 });
 const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
 
-async function open(name) {
-  const file = path.resolve(out, `standalone-${name}.html`);
-  fs.writeFileSync(file, toHtml(reports[name], { script, fileName: `${name}.onnx`, generatedAt: "2026-01-01T00:00:00Z" }));
+async function open(name, l10n) {
+  const file = path.resolve(out, `standalone-${name}${l10n ? "-zh-cn" : ""}.html`);
+  fs.writeFileSync(file, toHtml(reports[name], { script, fileName: `${name}.onnx`, generatedAt: "2026-01-01T00:00:00Z", ...(l10n ? { l10n, lang: "zh-cn" } : {}) }));
   const page = await context.newPage();
   const problems = [];
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
@@ -151,6 +155,8 @@ try {
     check(/layers\.18 .*gradient ‖∂L\/∂W‖₂ 3\.37e-8, ‖∂L\/∂y‖₂ 0\.25/.test(ro), `gradient: read-out of the last layer "${ro}"`);
     await page.keyboard.press("Home");
     check(/layers\.0 .*‖∂L\/∂y‖₂ 7\.51e-10/.test(await page.locator("#readout").innerText()), "gradient: the first layer's output gradient has vanished to 7.5e-10");
+    const row2 = await page.locator('tr[data-layer="layers.2"] td').allInnerTexts();
+    check(row2[9] === "20/100", `gradient: 20 dead units of 100 read "${row2[9]}"`);
     const nanRow = await page.locator('tr[data-layer="layers.8"] td').allInnerTexts();
     check(nanRow.at(-2) === "—", `gradient: the NaN weight gradient shows as a gap (${nanRow.at(-2)})`);
     await page.locator("#chart-gradient").scrollIntoViewIfNeeded();
@@ -170,7 +176,34 @@ try {
     await page.close();
   }
 
-  // 5. static-only: no activation charts, a notice instead
+  // 5. the layer table shows the report's numbers as they are (counts such as 20 dead units of 128, stds)
+  {
+    const { page, problems } = await open("relu");
+    const rows = await page.locator("table.layers tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    const want = reports.relu.layers.map((l) => l.activation && l.activation.deadUnits !== null ? `${l.activation.deadUnits}/${l.activation.units}` : "");
+    check(JSON.stringify(rows.map((r) => r[9])) === JSON.stringify(want), `relu: dead units column ${rows.map((r) => r[9]).join(" ")}`);
+    const stds = rows.map((r, i) => Math.abs(Number(r[8]) - reports.relu.layers[i].activation.std) / reports.relu.layers[i].activation.std);
+    check(stds.every((e) => e < 0.01), `relu: act. std column within 1% of the report (worst ${(Math.max(...stds) * 100).toFixed(2)}%)`);
+    check(problems.length === 0, `relu: no errors ${problems.join(" | ")}`);
+    await page.close();
+  }
+
+  // 6. the report in Simplified Chinese (the l10n bundle the extension embeds when VS Code's display language is zh-cn)
+  {
+    const zh = JSON.parse(fs.readFileSync("l10n/bundle.l10n.zh-cn.json", "utf8"));
+    const { page, problems } = await open("gradient", zh);
+    check((await page.locator("#findings h2").innerText()).startsWith("诊断结果 ("), `zh-cn: findings heading "${await page.locator("#findings h2").innerText()}"`);
+    check(await page.locator("figcaption", { hasText: "每层梯度范数（对数坐标）" }).count() === 1, "zh-cn: gradient chart caption");
+    await page.locator("#chart-activation").focus();
+    await page.keyboard.press("Home");
+    check(/激活值均值 .*标准差/.test(await page.locator("#readout").innerText()), `zh-cn: read-out "${(await page.locator("#readout").innerText()).slice(0, 60)}"`);
+    check(await page.evaluate(() => document.documentElement.lang) === "zh-cn", "zh-cn: <html lang>");
+    await page.screenshot({ path: path.join(out, "standalone-zh-cn.png") });
+    check(problems.length === 0, `zh-cn: no errors ${problems.join(" | ")}`);
+    await page.close();
+  }
+
+  // 7. static-only: no activation charts, a notice instead
   {
     const { page, problems } = await open("static");
     const c = await ids(page);

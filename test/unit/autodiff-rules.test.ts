@@ -19,7 +19,8 @@ describe("vector-Jacobian rules against finite differences", () => {
       const model = loadModel(`${c.name}.onnx`, { bytes });
       const fixed = FIXED[c.name] ?? {};
       const tensors = Object.entries(c.floats).filter(([t, spec]) => !(t in fixed) && spec.check !== false).map(([t]) => t);
-      const r = await gradcheck(model, { feeds, samples: Infinity, tensors, seed: 1 });
+      // The inputs keep clear of kinks, so float32 can take a larger step (less rounding error).
+      const r = await gradcheck(model, { feeds, samples: Infinity, tensors, seed: 1, epsilon: { float32: 1e-2 } });
       assert.deepEqual(r.unsupported, [], `unsupported: ${JSON.stringify(r.unsupported)}`);
       const bound = r.precision === "float64" ? 1e-6 : TOLERANCES.float32.good / 5;
       for (const check of r.checks) {

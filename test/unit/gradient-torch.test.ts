@@ -2,27 +2,11 @@
 // (scripts/make_gradient_fixtures.py): the l2 of d loss / d layer output and of d loss / d weight,
 // for the cross-entropy and mean-square losses, within 1e-3 relative.
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { analyze } from "../../src/index";
+import { GRADIENTS, gradientFixture, gradientStems } from "./gradient-fixtures";
 import { relDiff } from "./helpers";
-
-export const GRADIENTS = join(__dirname, "..", "fixtures", "gradients");
-
-export interface GradientFixture {
-  model: string;
-  input: string;
-  labels: string;
-  opset: number;
-  description: string;
-  batch: number;
-  losses: Record<"ce" | "mse", { value: number; layers: { module: string; onnxNode: string; onnxTensor: string; outputGradL2: number; weightGradL2: number }[] }>;
-  findings: { must: string[]; mustNot: string[] };
-}
-
-export const gradientStems = readdirSync(GRADIENTS).filter((f) => f.endsWith(".gradients.json")).map((f) => f.replace(".gradients.json", ""));
-export const gradientFixture = (stem: string): GradientFixture => JSON.parse(readFileSync(join(GRADIENTS, `${stem}.gradients.json`), "utf8")) as GradientFixture;
 
 describe("gradients against PyTorch autograd", () => {
   it("has the fixtures issue 4 asks for", () => {

@@ -49,9 +49,10 @@ suite("ONNX Model Doctor extension", () => {
     const groups = api.treeChildren(tiny);
     assert.deepStrictEqual(groups.map((g) => g.kind === "severity" && g.severity), ["warning"]);
     const items = api.treeChildren(groups[0]);
-    assert.strictEqual(items.length, 11);
-    const item = api.tree.getTreeItem(items[items.length - 1]);
-    assert.match(String(item.description), /activation\.vanishing/);
+    assert.ok(tiny.kind === "model" && items.length === tiny.stored.report.summary.warnings && items.length >= 11, `${items.length} warnings`);
+    assert.strictEqual(api.tree.getTreeItem(groups[0]).label, `Warnings (${items.length})`);
+    const item = items.map((i) => api.tree.getTreeItem(i)).find((i) => /activation\.vanishing/.test(String(i.description)));
+    assert.ok(item, "a row for the activation.vanishing finding");
     assert.strictEqual(item.command?.command, "modelDoctor.revealFinding");
     await vscode.commands.executeCommand(item.command.command, ...(item.command.arguments ?? []));
   });
@@ -172,15 +173,22 @@ suite("ONNX Model Doctor extension", () => {
     const mb = (fs.statSync(uri.fsPath).size / 1e6).toFixed(1);
     const idle = await watchEventLoop(() => sleep(2000));
     let report: Report | undefined;
+    const t0 = performance.now();
+    const marks: string[] = [];
+    const sub = api.controller.onRun((e) => marks.push(`${(performance.now() - t0).toFixed(0)}:${e.kind}${e.kind === "progress" ? `(${e.message.slice(0, 30)})` : ""}`));
     const run = await watchEventLoop(async () => { report = await vscode.commands.executeCommand<Report | undefined>("modelDoctor.analyze", uri); });
+    sub.dispose();
+    console.log(`EVENTLOOP marks ${marks.join(" ")}`);
     assert.ok(report?.probe.ran && report.layers.length >= 20, "the analysis ran");
     console.log(`EVENTLOOP idle 2 s: ${describeLoop(idle)}`);
     console.log(`EVENTLOOP analysing resnet18.onnx (${mb} MB, ${report.layers.length} layers, batch ${report.probe.batchSize} x ${report.probe.batches}): ${describeLoop(run)}`);
-    // The loop is blocked when its thread is busy: main-thread CPU time inside one late interval.
-    if (run.worstBusyMs !== null) assert.ok(run.worstBusyMs < 50, `the event loop was busy for ${run.worstBusyMs.toFixed(1)} ms in one stretch`);
-    // Wall-clock delays also count time the OS gave the CPU to other processes (the worker, the browser,
-    // code-server); on this 2-core machine that alone reaches tens of ms, so allow what the idle run showed.
-    assert.ok(run.worstMs < Math.max(50, idle.worstMs + 25), `worst timer delay ${run.worstMs.toFixed(1)} ms (idle baseline ${idle.worstMs.toFixed(1)} ms)`);
+    // Blocked = a late timer whose delay is not the main thread waiting for a CPU (schedstat, Linux): its own
+    // work or a blocking call. Where schedstat is missing, the wall-clock delay itself must stay under 50 ms.
+    if (run.worstBlockedMs !== null) {
+      assert.ok(run.worstBlockedMs < 50, `the event loop was blocked for ${run.worstBlockedMs.toFixed(1)} ms`);
+    } else {
+      assert.ok(run.worstMs < 50, `worst timer delay ${run.worstMs.toFixed(1)} ms`);
+    }
   });
 
   test("an invalid file gives a model.invalid diagnostic", async () => {

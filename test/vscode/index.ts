@@ -11,8 +11,8 @@ export function run(): Promise<void> {
     if (f.endsWith(".test.js") && (!only || only.includes(f))) mocha.addFile(path.join(__dirname, f));
   }
   return new Promise((resolve, reject) => {
-    mocha.run((failures) => {
-      console.log(`${mocha.suite.total() - failures} passed, ${failures} failed`);
+    const runner = mocha.run((failures) => {
+      console.log(`${runner.stats?.passes ?? mocha.suite.total() - failures} passed, ${failures} failed`);
       if (failures > 0) reject(new Error(`${failures} tests failed.`));
       else resolve();
     });

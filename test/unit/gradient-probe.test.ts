@@ -1,0 +1,267 @@
+// The gradient probe end to end: report fields, losses and labels, the gradient rules on the
+// fixtures, ops without a rule, batches of another shape, and the fallback when the backward
+// graph cannot run.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { buildBackward } from "../../src/autodiff/backward";
+import { GradEmitter } from "../../src/autodiff/emit";
+import { checkGradients, gradcheck, grade, trainingDropout } from "../../src/autodiff/gradcheck";
+import { probeTensorInfo } from "../../src/autodiff/shapes";
+import { findLayers } from "../../src/graph/layers";
+import { analyze } from "../../src/index";
+import { loadModel } from "../../src/onnx/load";
+import { planProbe } from "../../src/probe/inputs";
+import { runProbe } from "../../src/probe/run";
+import { Random } from "../../src/stats/random";
+import { attr, DT, floatTensor, graph, modelBytes, node, rawTensor, valueInfo } from "./build-model";
+import { fattr } from "./autodiff-cases";
+import { FIXTURES } from "./helpers";
+import { GRADIENTS, gradientFixture, gradientStems } from "./gradient-fixtures";
+
+const tmp = mkdtempSync(join(tmpdir(), "gradients-"));
+const r = new Random(5);
+const weights = (name: string, dims: number[], std: number): ReturnType<typeof floatTensor> => floatTensor(name, dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => std * r.normal()));
+
+/** x[batch,8] -> Gemm -> Relu -> (op) -> Gemm -> Relu -> Gemm -> y[batch,4], written to a file. */
+function mlpWith(middle: string | undefined, file: string, extra: { act?: string; bias?: number } = {}): string {
+  const nodes = [
+    node("Gemm", ["x", "W0", "b0"], ["h0"], [attr("transB", 1)], "/layers/layers.0/Gemm"),
+    node(extra.act ?? "Relu", ["h0"], ["a0"], extra.act === "LeakyRelu" ? [fattr("alpha", 0.1)] : [], "/layers/layers.1/Act"),
+  ];
+  let x = "a0";
+  if (middle) {
+    nodes.push(node(middle, ["a0"], ["m"], middle === "CumSum" ? [] : [], "/mid/Op"));
+    if (middle === "CumSum") nodes[nodes.length - 1].input.push("axis");
+    x = "m";
+  }
+  nodes.push(
+    node("Gemm", [x, "W1", "b1"], ["h1"], [attr("transB", 1)], "/layers/layers.2/Gemm"), node("Relu", ["h1"], ["a1"], [], "/layers/layers.3/Relu"),
+    node("Gemm", ["a1", "W2", "b2"], ["y"], [attr("transB", 1)], "/layers/layers.4/Gemm"),
+  );
+  const inits = [
+    weights("W0", [16, 8], Math.sqrt(2 / 8)), floatTensor("b0", [16], new Array<number>(16).fill(extra.bias ?? 0)),
+    weights("W1", [16, 16], Math.sqrt(2 / 16)), floatTensor("b1", [16], new Array<number>(16).fill(0)),
+    weights("W2", [4, 16], Math.sqrt(1 / 16)), floatTensor("b2", [4], new Array<number>(4).fill(0)),
+    rawTensor("axis", DT.INT64, [], new Uint8Array(BigInt64Array.from([1n]).buffer)),
+  ];
+  const path = join(tmp, file);
+  writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["batch", 8])], [valueInfo("y", ["batch", 4])]), 17));
+  return path;
+}
+
+describe("gradient probe", () => {
+  it("reports the JSON fields of issue 4", async () => {
+    const rep = await analyze(join(FIXTURES, "relu_he_deep.onnx"), { inputFile: join(FIXTURES, "relu_he_deep.probe.npy"), batchSize: 8 });
+    assert.equal(rep.probe.loss?.name, "random");
+    assert.match(rep.probe.loss!.definition, /cotangent/);
+    assert.ok(Number.isFinite(rep.probe.loss!.value));
+    assert.deepEqual(rep.probe.gradientCoverage, { layers: 10, supported: 10, unsupportedOps: [], batches: 2 });
+    for (const l of rep.layers) {
+      assert.ok(l.gradient && l.gradient.l2 > 0 && l.gradient.rms > 0 && l.gradient.absMax > 0, `${l.name}: gradient ${JSON.stringify(l.gradient)}`);
+      const wg = l.weight?.gradient;
+      assert.ok(wg && wg.l2 > 0 && wg.rms > 0 && wg.ratioToWeight > 0, `${l.name}: weight gradient`);
+      const w = l.weight!;
+      const norm = Math.sqrt(w.shape.reduce((a, b) => a * b, 1) * (w.std ** 2 + w.mean ** 2));
+      assert.ok(Math.abs(wg.ratioToWeight - wg.l2 / norm) < 1e-9 * wg.ratioToWeight);
+    }
+    // l2 = sqrt(mean over the 2 batches of ||g_b||^2) and rms = sqrt(sum ||g||^2 / elements): for the output layer
+    // (gradient = the unit-RMS cotangent) rms is 1 and l2 is sqrt(8 rows * 10 outputs).
+    const out = rep.layers[rep.layers.length - 1].gradient!;
+    assert.ok(Math.abs(out.rms - 1) < 1e-5 && Math.abs(out.l2 - Math.sqrt(80)) < 1e-4, JSON.stringify(out));
+  });
+
+  it("--loss none runs the forward probe only", async () => {
+    const rep = await analyze(join(FIXTURES, "relu_he_deep.onnx"), { inputFile: join(FIXTURES, "relu_he_deep.probe.npy"), loss: "none" });
+    assert.equal(rep.probe.loss, null);
+    assert.equal(rep.probe.gradientCoverage, undefined);
+    assert.ok(rep.layers.every((l) => !l.gradient && l.activation));
+  });
+
+  it("flags the deep sigmoid MLP gradient.vanishing and keeps the healthy controls quiet, for every loss", async () => {
+    for (const stem of gradientStems) {
+      const fx = gradientFixture(stem);
+      for (const loss of ["random", "ce", "mse"] as const) {
+        const rep = await analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 8, loss, labelsFile: loss === "ce" ? join(GRADIENTS, fx.labels) : undefined });
+        for (const c of fx.findings.must) assert.ok(rep.findings.some((f) => f.category === c), `${stem} ${loss}: expected ${c}`);
+        const wrong = rep.findings.filter((f) => fx.findings.mustNot.includes(f.category));
+        assert.deepEqual(wrong.map((f) => `${stem} ${loss}: ${f.message}`), []);
+      }
+    }
+    const sig = await analyze(join(FIXTURES, "sigmoid_deep.onnx"), { inputFile: join(FIXTURES, "sigmoid_deep.probe.npy") });
+    const f = sig.findings.find((x) => x.category === "gradient.vanishing")!;
+    assert.equal(f.layer, "layers.0");
+    assert.match(f.message, /shrinks about x[67]\.\d+ per layer .* first\/last = 1\.\de-7/);
+    assert.ok((f.evidence.ratio as number) < 1e-3 && (f.evidence.fittedRatio as number) < 1e-2);
+  });
+
+  it("flags exploding gradients in the 3x He ReLU MLP", async () => {
+    const rep = await analyze(join(FIXTURES, "relu_3x_he.onnx"), { inputFile: join(FIXTURES, "relu_3x_he.probe.npy") });
+    const f = rep.findings.find((x) => x.category === "gradient.exploding");
+    assert.ok(f, rep.findings.map((x) => x.category).join(", "));
+    assert.ok((f.evidence.ratio as number) > 70);
+  });
+
+  it("stops gradients at an op without a rule and says so, never reporting a partial gradient", async () => {
+    const path = mlpWith("CumSum", "cumsum.onnx");
+    const rep = await analyze(path, { batchSize: 4 });
+    assert.equal(rep.probe.ran, true);
+    const [first, second, third] = rep.layers;
+    assert.equal(first.gradient, undefined, "layers before CumSum have no gradient");
+    assert.equal(first.weight?.gradient, undefined);
+    assert.ok(second.gradient && third.gradient, "layers after it do");
+    assert.deepEqual(rep.probe.gradientCoverage?.unsupportedOps.map((u) => u.op), ["CumSum"]);
+    assert.equal(rep.probe.gradientCoverage?.supported, 2);
+    const f = rep.findings.find((x) => x.ruleId === "model.unsupported/gradient");
+    assert.ok(f && f.severity === "info" && /CumSum/.test(f.message), JSON.stringify(rep.findings));
+  });
+
+  it("marks a tensor with one unsupported consumer unavailable even when another consumer has a rule", async () => {
+    // x -> Relu -> a; y = Add(CumSum(a), a): a's gradient through Add alone would be partial.
+    const g = graph([node("Relu", ["x"], ["a"]), node("CumSum", ["a", "axis"], ["c"]), node("Add", ["c", "a"], ["y"])],
+      [rawTensor("axis", DT.INT64, [], new Uint8Array(BigInt64Array.from([1n]).buffer))], [valueInfo("x", [2, 3])], [valueInfo("y", [2, 3])]);
+    const model = loadModel("fan.onnx", { bytes: modelBytes(g, 17) });
+    const info = await probeTensorInfo(model, { x: { dtype: "float32", dims: [2, 3], data: new Float32Array(6).fill(1) } });
+    const e = new GradEmitter("t", 17);
+    const back = buildBackward(model, info, e, new Map([["y", "seed"]]), ["a", "x", "c"]);
+    assert.equal(back.grad("a"), null);
+    assert.equal(back.grad("x"), null);
+    assert.equal(typeof back.grad("c"), "string");
+    assert.deepEqual(back.unsupported.map((u) => u.op), ["CumSum"]);
+  });
+
+  it("uses gradients for activation.dead: dead LeakyReLU units still learn, dead ReLU units do not", async () => {
+    const relu = await analyze(mlpWith(undefined, "dead-relu.onnx", { bias: -20 }), { batchSize: 8 });
+    const dead = relu.findings.find((f) => f.category === "activation.dead" && f.layer === "layers.0");
+    assert.ok(dead, relu.findings.map((f) => f.message).join("\n"));
+    assert.equal(dead.evidence.zeroGradientUnits, 16);
+    assert.match(dead.message, /weight gradients are exactly zero/);
+    const leaky = await analyze(mlpWith(undefined, "dead-leaky.onnx", { bias: -20, act: "LeakyRelu" }), { batchSize: 8 });
+    assert.equal(leaky.layers[0].activation?.deadUnits, 16, "no unit ever outputs a positive value");
+    assert.equal(leaky.layers[0].weight?.gradient?.zeroUnits, 0, "but every unit gets a gradient through the slope");
+    assert.deepEqual(leaky.findings.filter((f) => f.category === "activation.dead").map((f) => f.message), []);
+  });
+
+  it("takes labels for ce and checks them", async () => {
+    const fx = gradientFixture("relu_he_deep");
+    const rep = await analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, labelsFile: join(GRADIENTS, fx.labels) });
+    assert.equal(rep.probe.loss?.name, "ce", "labels make ce the default");
+    assert.match(rep.probe.loss!.definition, /relu_he_deep\.labels\.npy/);
+    assert.ok(Math.abs(rep.probe.loss!.value! - fx.losses.ce.value) < 1e-4 * fx.losses.ce.value);
+    const bad = join(tmp, "bad-labels.npy");
+    writeFileSync(bad, npyInt64([0, 1, 2]));
+    await assert.rejects(analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, labelsFile: bad }), /labels: batch 0 needs rows 0\.\.15, the labels have 3/);
+    const outOfRange = join(tmp, "range-labels.npy");
+    writeFileSync(outOfRange, npyInt64(new Array<number>(16).fill(12)));
+    await assert.rejects(analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, labelsFile: outOfRange }), /12 is not a class index in \[0, 10\)/);
+  });
+
+  it("uses the batches of the planned shape for gradients and the short last batch for activations only", async () => {
+    const data = join(tmp, "rows20.npy");
+    writeFileSync(data, npyFloat32(Array.from({ length: 20 * 64 }, () => r.normal()), [20, 64]));
+    const rep = await analyze(join(FIXTURES, "relu_he_deep.onnx"), { inputFile: data, batchSize: 8 });
+    assert.equal(rep.probe.batches, 3);
+    assert.equal(rep.probe.gradientCoverage?.error, undefined);
+    assert.equal(rep.probe.gradientCoverage?.batches, 2, "rows 16..19 run forward only");
+    assert.ok(rep.layers.every((l) => l.gradient && l.gradient.l2 > 0 && l.activation));
+  });
+
+  it("keeps the forward probe when an optional extension's graph cannot be built", async () => {
+    const model = loadModel(join(FIXTURES, "relu_he_deep.onnx"));
+    const layers = findLayers(model);
+    const plan = planProbe(model, { batchSize: 4, batches: 1 });
+    let failure = "";
+    const broken = {
+      additions: { nodes: [node("NoSuchOp", ["output"], ["__broken"])], initializers: [], inputs: [], outputs: ["__broken"] },
+      add: () => assert.fail("a failed extension gets no results"),
+      failed: (e: unknown) => { failure = String(e); },
+    };
+    const res = await runProbe(model, layers, plan, { extensions: [broken] });
+    assert.match(failure, /NoSuchOp/);
+    assert.equal(res.activations.size, layers.length);
+  });
+});
+
+describe("gradient checking", () => {
+  it("grades with the seed's thresholds and the finite differences' own resolution", () => {
+    const tol = { good: 1e-7, wrong: 1e-3 };
+    assert.equal(grade(5e-8, 1e-9, tol), "good");
+    assert.equal(grade(1e-5, 1e-9, tol), "look closer");
+    assert.equal(grade(2e-3, 1e-9, tol), "wrong");
+    assert.equal(grade(2e-4, 1e-4, tol), "good", "within 3x of what the differences resolve, and that is fine");
+    assert.equal(grade(2e-2, 1e-2, tol), "look closer", "too coarse to tell");
+    assert.equal(grade(NaN, 0, tol), "wrong");
+  });
+
+  it("checks an MLP in float64 and grades every tensor good", async () => {
+    const res = await checkGradients(join(FIXTURES, "tanh_xavier.onnx"), { samples: 6 });
+    assert.equal(res.precision, "float64");
+    assert.ok(res.checks.length === 17, `${res.checks.length} tensors`);
+    for (const c of res.checks) assert.equal(c.grade, "good", `${c.tensor}: ${c.difference}`);
+    assert.equal(res.checks.find((c) => c.tensor === "layers.0.weight")?.layer, "layers.0");
+  });
+
+  it("falls back to float32 for ops without double kernels and skips running statistics", async () => {
+    const res = await checkGradients(join(GRADIENTS, "cnn_pool_bn.onnx"), { samples: 4 });
+    assert.equal(res.precision, "float32");
+    assert.match(res.precisionNote, /Conv/);
+    assert.deepEqual([...res.constants].sort(), ["bn1.running_mean", "bn1.running_var", "bn2.running_mean", "bn2.running_var", "bn3.running_mean", "bn3.running_var"]);
+    assert.ok(res.checks.every((c) => c.grade !== "wrong"), res.checks.map((c) => `${c.tensor} ${c.difference} ${c.resolution}`).join("\n"));
+  });
+
+  it("checks the cross-entropy and mean-square seeds too", async () => {
+    const fx = gradientFixture("transformer_postnorm");
+    for (const loss of ["ce", "mse"] as const) {
+      const res = await checkGradients(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 4, loss, samples: 3 });
+      assert.equal(res.loss.name, loss);
+      assert.ok(res.checks.every((c) => c.grade !== "wrong"), `${loss}: ${res.checks.filter((c) => c.grade === "wrong").map((c) => `${c.tensor} ${c.difference}`).join(", ")}`);
+      assert.ok(res.checks.some((c) => c.tensor === "emb.weight" && c.checked === 3));
+    }
+  });
+
+  it("refuses training-mode Dropout unless told to go on", async () => {
+    const g = graph([node("Dropout", ["x", "ratio", "training"], ["y"])], [floatTensor("ratio", [], [0.5]), rawTensor("training", DT.BOOL, [], Uint8Array.from([1]))], [valueInfo("x", [2, 3])], [valueInfo("y", [2, 3])]);
+    const model = loadModel("dropout.onnx", { bytes: modelBytes(g, 13) });
+    assert.deepEqual(trainingDropout(model), ["Dropout_0"]);
+    const feeds = { x: { dtype: "float32" as const, dims: [2, 3], data: new Float32Array(6).fill(1) } };
+    await assert.rejects(gradcheck(model, { feeds }), /Gradient checking cannot be combined with dropout/);
+    const res = await gradcheck(model, { feeds, allowTrainingDropout: true });
+    assert.match(res.warnings[0], /training mode/);
+    assert.ok(res.checks.every((c) => c.unavailable), "and the Dropout rule refuses a training-mode node");
+  });
+
+  it("onnx-doctor gradcheck prints the table and exits 0 when nothing is wrong", () => {
+    const cli = join(__dirname, "..", "..", "dist", "cli.js");
+    const p = spawnSync(process.execPath, [cli, "gradcheck", join(FIXTURES, "relu_he_deep.onnx"), "--samples", "3"], { encoding: "utf8", timeout: 120_000 });
+    assert.equal(p.status, 0, p.stderr + p.stdout);
+    assert.match(p.stdout, /precision: float64/);
+    assert.match(p.stdout, /layers\.0\.weight\s+layers\.0\s+parameter\s+3\/8192\s+\S+\s+\S+\s+good/);
+    const out = join(tmp, "gc.json");
+    const q = spawnSync(process.execPath, [cli, "gradcheck", join(FIXTURES, "relu_he_deep.onnx"), "--samples", "2", "-f", "json", "-o", out], { encoding: "utf8", timeout: 120_000 });
+    assert.equal(q.status, 0, q.stderr);
+    const json = JSON.parse(readFileSync(out, "utf8"));
+    assert.equal(json.precision, "float64");
+    assert.equal(json.tolerance.good, 1e-7);
+  });
+});
+
+function npyHeader(descr: string, shape: number[]): Uint8Array {
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
+  while ((10 + header.length + 1) % 64) header += " ";
+  header += "\n";
+  const out = new Uint8Array(10 + header.length);
+  out.set([0x93, ...Buffer.from("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8], 0);
+  out.set(Buffer.from(header, "latin1"), 10);
+  return out;
+}
+
+function npyInt64(values: number[]): Uint8Array {
+  return Buffer.concat([npyHeader("<i8", [values.length]), new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer)]);
+}
+
+function npyFloat32(values: number[], shape: number[]): Uint8Array {
+  return Buffer.concat([npyHeader("<f4", shape), new Uint8Array(Float32Array.from(values).buffer)]);
+}
