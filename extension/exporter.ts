@@ -15,7 +15,7 @@ export function render(report: Report, format: ExportFormat, distDir: string, ba
     case "json": return toJson(report) + "\n";
     case "markdown": return toMarkdown(report);
     case "sarif": return toSarif(report, { baseDir });
-    case "html": return toHtml(report, { script: readFileSync(path.join(distDir, "webview.js"), "utf8") });
+    case "html": return toHtml(report, { script: readFileSync(path.join(distDir, "webview.js"), "utf8"), l10n: vscode.l10n.bundle, lang: vscode.env.language });
   }
 }
 

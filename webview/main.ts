@@ -61,7 +61,10 @@ function fmt(v: unknown, digits = 3): string {
   if (n === null) return v === null || v === undefined ? "—" : "NaN";
   if (n === 0) return "0";
   const a = Math.abs(n);
-  return a >= 1e4 || a < 1e-3 ? n.toExponential(2) : n.toPrecision(digits).replace(/\.?0+$/, "");
+  if (a >= 1e4 || a < 1e-3) return n.toExponential(2);
+  if (a >= 10 ** digits) return String(Math.round(n)); // toPrecision would write 1234 as 1.23e+3
+  const p = n.toPrecision(digits);
+  return p.includes(".") && !p.includes("e") ? p.replace(/\.?0+$/, "") : p; // 0.0100 -> 0.01, but 100 stays 100
 }
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: (Node | string | null)[]): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
@@ -138,8 +141,10 @@ function destroyCharts(): void {
   while (charts.length) charts.pop()!.destroy();
 }
 
+let renders = 0;
 function render(report: Report, context: ReportContext): void {
   destroyCharts();
+  document.body.dataset.renders = String(++renders); // lets tests wait for a new report
   const r = root();
   r.replaceChildren();
   const s = report.summary ?? { errors: 0, warnings: 0, infos: 0 };
@@ -178,6 +183,10 @@ function render(report: Report, context: ReportContext): void {
   r.append(renderCharts(report));
   r.append(renderLayerTable(report.layers));
   applyHighlight();
+}
+
+function severityLabel(severity: string): string {
+  return severity === "error" ? t("error") : severity === "warning" ? t("warning") : severity === "info" ? t("info") : severity;
 }
 
 function inputSource(source: string): string {
@@ -237,7 +246,7 @@ function renderFindings(findings: readonly Finding[]): HTMLElement {
     const evidence = Object.entries(f.evidence ?? {}).map(([k, v]) => `${k}: ${Array.isArray(v) ? `[${v.map((x) => fmt(x)).join(", ")}]` : typeof v === "number" || v === null ? fmt(v) : String(v)}`).join(" · ");
     const item = el("li", { class: `finding sev-${f.severity}`, role: "option", "aria-selected": "false", id: `finding-${i}`, "data-index": String(i), "data-layer": f.layer ?? "", "aria-label": `${f.severity} ${f.category} ${f.layer ?? ""}: ${f.message}` },
       el("div", { class: "finding-head" },
-        el("span", { class: `sev sev-${f.severity}` }, f.severity),
+        el("span", { class: `sev sev-${f.severity}` }, severityLabel(f.severity)),
         el("code", { class: "category" }, f.category),
         f.layer ? el("span", { class: "layer" }, f.layer) : null),
       el("div", { class: "message" }, f.message),
@@ -282,7 +291,7 @@ function baseOptions(p: Palette, yTitle: string, log = false): ChartConfiguratio
       x: { ticks: { color: p.fg, autoSkip: true, maxRotation: 60 }, grid: { color: p.grid } },
       y: {
         type: log ? "logarithmic" : "linear", title: { display: true, text: yTitle, color: p.fg }, grid: { color: p.grid },
-        ticks: { color: p.fg, ...(log ? { callback: (v: number | string) => decade(Number(v)) } : {}) },
+        ticks: { color: p.fg, ...(log ? { callback: (v: number | string, _i: number, ticks: { value: number }[]) => logTick(Number(v), ticks) } : {}) },
       },
     },
     onClick: (_e, elements) => layerIndexAt(elements[0]?.index),
@@ -295,6 +304,13 @@ function decade(n: number): string {
   const e = Math.round(Math.log10(n));
   if (Math.abs(Math.log10(n) - e) > 1e-6) return "";
   return e >= -2 && e <= 3 ? String(10 ** e >= 1 ? 10 ** e : Number((10 ** e).toFixed(-e))) : `1e${e}`;
+}
+
+/** Log-axis labels: powers of ten, or every tick when the axis spans less than two decades. */
+function logTick(n: number, ticks: { value: number }[]): string {
+  const vals = ticks.map((t) => t.value).filter((x) => x > 0);
+  const span = vals.length ? Math.max(...vals) / Math.min(...vals) : Infinity;
+  return span < 100 ? String(Number(n.toPrecision(2))) : decade(n);
 }
 
 function pointStyle(layers: readonly LayerReport[], base: string, p: Palette) {
@@ -588,6 +604,7 @@ function applyHighlight(findingIndex?: number, fromChart?: Chart): void {
     const on = findingIndex !== undefined && e.dataset.index === String(findingIndex);
     e.classList.toggle("active", on);
     e.setAttribute("aria-selected", String(on));
+    if (findingIndex !== undefined && document.getElementById(`finding-${findingIndex}`)) e.tabIndex = on ? 0 : -1; // the list's tab stop follows the selection
   });
   const layers = current?.report.layers ?? [];
   const index = layers.findIndex((l) => l.name === selectedLayer);
