@@ -55,7 +55,9 @@ function measureInChild(path: string, options: Record<string, unknown>): { secon
     const { performance } = require("node:perf_hooks");
     const t = performance.now();
     require(${JSON.stringify(join(__dirname, "..", "src", "index.ts"))}).analyze(${JSON.stringify(path)}, ${JSON.stringify(options)}).then((r) => {
-      console.log(JSON.stringify({ seconds: (performance.now() - t) / 1000, rssMb: process.resourceUsage().maxRSS / 1000, layers: r.layers.length, probed: r.probe.ran, error: r.probe.error }));
+      // VmHWM, not getrusage's maxRSS: Linux carries maxRSS over from the parent across fork and exec.
+      const hwm = Number(/VmHWM:\\s+(\\d+) kB/.exec(require("node:fs").readFileSync("/proc/self/status", "utf8"))[1]);
+      console.log(JSON.stringify({ seconds: (performance.now() - t) / 1000, rssMb: hwm / 1000, layers: r.layers.length, probed: r.probe.ran, error: r.probe.error }));
     });`;
   const q = spawnSync(process.execPath, ["--import", "tsx", "-e", code], { encoding: "utf8", maxBuffer: 1 << 24 });
   if (q.status !== 0) throw new Error(q.stderr);
