@@ -115,6 +115,24 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
     }
   }
 
+  let gradientCoverage = probe ? coverageReport(gradients, gradientError) : undefined;
+  findings.push(...coverageFindings(gradientCoverage));
+  // Exactly zero gradients in every layer mean the backward graph lost the path to the output
+  // (seen on Silero's transformer); withhold them rather than show a wrong "all zero".
+  const withGradient = reports.filter((r) => r.gradient);
+  if (gradientCoverage && withGradient.length > 0 && withGradient.every((r) => r.gradient!.l2 === 0)) {
+    for (const r of withGradient) {
+      delete r.gradient;
+      if (r.weight) delete r.weight.gradient;
+    }
+    gradientCoverage = { ...gradientCoverage, supported: 0 };
+    findings.push({
+      ruleId: "model.unsupported/gradient-zero", category: "model.unsupported", severity: "info",
+      message: `Every layer's gradient came out exactly zero, which means the generated backward graph misses the path from the output to the layers; gradient statistics are withheld for this model.`,
+      evidence: { layers: withGradient.length },
+      fix: "Nothing to change in the model; this is a gap in the engine's backward graph (please report it). --loss none skips gradients.",
+    });
+  }
   const ctx: RuleContext = {
     model, index, layers, reports, probe, modelLooksTrained: looksTrained(reports),
     syntheticProbe: !!plan && plan.inputs.some((i) => i.source.startsWith("synthetic")),
@@ -124,8 +142,6 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
     if (rule.needsProbe && !probe) continue;
     findings.push(...rule.check(ctx));
   }
-  const gradientCoverage = probe ? coverageReport(gradients, gradientError) : undefined;
-  findings.push(...coverageFindings(gradientCoverage));
   const order = { error: 0, warning: 1, info: 2 } as const;
   const layerOrder = new Map(layers.map((l) => [l.name, l.id]));
   findings.sort((a, b) => order[a.severity] - order[b.severity] || (layerOrder.get(a.layer ?? "") ?? -1) - (layerOrder.get(b.layer ?? "") ?? -1));
@@ -261,10 +277,13 @@ function looksTrained(reports: readonly LayerReport[]): boolean {
   return trained > 0 && trained * 5 >= sized.length;
 }
 
+/** Constants that are another constant seen through a view; counting them would count it twice. */
+const DERIVED_SOURCES: ReadonlySet<string> = new Set(["Identity", "Cast", "Reshape", "Transpose"]);
+
 function parameterCount(model: Model): number {
   let n = 0;
   for (const t of model.constants.values()) {
-    if (isFloat(t.dtype) && t.source !== "Identity" && t.source !== "Cast" && t.size > 1) n += t.size;
+    if (isFloat(t.dtype) && !DERIVED_SOURCES.has(t.source) && t.size > 1) n += t.size;
   }
   return n;
 }

@@ -211,7 +211,7 @@ function resolveDerivedConstant(n: GraphNode, constants: Map<string, ConstTensor
       const wanted = Array.from(shape.values());
       const known = wanted.reduce((a, d, i) => a * (d === 0 ? src.dims[i] ?? 1 : d === -1 ? 1 : d), 1);
       const dims = wanted.map((d, i) => (d === 0 ? src.dims[i] ?? 1 : d === -1 ? src.size / known : d));
-      if (dims.reduce((a, b) => a * b, 1) === src.size) constants.set(out, { ...src, name: out, dims, values: () => src.values() });
+      if (dims.reduce((a, b) => a * b, 1) === src.size) constants.set(out, { ...src, name: out, dims, source: "Reshape", values: () => src.values() });
       return;
     }
     case "Transpose": {
@@ -259,7 +259,7 @@ function fillTensor(name: string, dims: number[], fill: number, dtype: DType): C
 function transposed(name: string, src: ConstTensor, perm: number[]): ConstTensor {
   const dims = perm.map((p) => src.dims[p]);
   return {
-    name, dtype: src.dtype, dims, size: src.size, source: src.source, fill: src.fill,
+    name, dtype: src.dtype, dims, size: src.size, source: "Transpose", fill: src.fill,
     values: () => {
       const v = src.values();
       const out = v instanceof Float64Array ? new Float64Array(v.length) : new Float32Array(v.length);

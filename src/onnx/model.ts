@@ -13,7 +13,7 @@ export interface ValueSpec {
 
 /** Where a constant tensor came from; shown to the user as evidence. */
 export type ConstantSource =
-  | "initializer" | "Constant" | "ConstantOfShape" | "Identity" | "Cast" | "DequantizeLinear" | "external";
+  | "initializer" | "Constant" | "ConstantOfShape" | "Identity" | "Cast" | "Reshape" | "Transpose" | "DequantizeLinear" | "external";
 
 /**
  * A constant tensor (a weight) that the engine can read without running the model.
