@@ -75,7 +75,8 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
     const batches = Math.min(options.batches ?? available, available);
     const inputs: InputPlan[] = model.inputs.map((spec) => {
       const t = fileData.get(spec.name);
-      if (t) return { name: spec.name, dtype: t.dtype, shape: t.dims, source: "file" };
+      // The shape of one batch, as the model sees it, not of the whole file.
+      if (t) return { name: spec.name, dtype: t.dtype, shape: [Math.min(batchSize, t.dims[0] ?? 1), ...t.dims.slice(1)], source: "file" };
       const shape = resolveShape(spec, batchSize, options.dims ?? {}, dims);
       return { name: spec.name, dtype: spec.dtype, shape, source: options.fill?.[spec.name] !== undefined ? "fill" : "synthetic-ones" };
     });
