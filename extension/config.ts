@@ -14,6 +14,10 @@ export interface DoctorSettings {
   lintOnStartup: boolean;
   workerTimeoutMs: number;
   debounceMs: number;
+  /** How many analyses run at once; the others wait in a queue. */
+  maxParallelAnalyses: number;
+  /** Resident memory limit of one analysis worker (MB); the worker's watchdog stops it above. */
+  workerMaxMemoryMb: number;
 }
 
 export function readSettings(scope?: vscode.Uri): DoctorSettings {
@@ -31,6 +35,8 @@ export function readSettings(scope?: vscode.Uri): DoctorSettings {
     lintOnStartup: c.get<boolean>("lintOnStartup") ?? true,
     workerTimeoutMs: Math.max(1, c.get<number>("workerTimeoutSeconds") ?? 120) * 1000,
     debounceMs: Math.max(0, c.get<number>("lintDebounceMs") ?? 300),
+    maxParallelAnalyses: Math.max(1, Math.floor(c.get<number>("maxParallelAnalyses") ?? 2)),
+    workerMaxMemoryMb: Math.max(1, c.get<number>("worker.maxMemoryMb") ?? 4096),
   };
 }
 

@@ -3,7 +3,7 @@ import * as vscode from "vscode";
 import type { Report } from "../src/report/types";
 import { probeOptions, readSettings } from "./config";
 import { publish } from "./diagnostics";
-import { Engine, EngineError } from "./engine";
+import { Engine, EngineError, type RunHandle } from "./engine";
 import type { ReportStore } from "./store";
 
 export interface RunRequest {
@@ -20,14 +20,19 @@ export type RunEvent =
   | { uri: vscode.Uri; kind: "failed"; code: string; message: string };
 
 /**
- * Runs analyses (one at a time per model: a new run for a file cancels its previous run), keeps the
- * report store, the Problems diagnostics and the status bar in step.
+ * Runs analyses (one at a time per model: a new run for a file cancels its previous run; at most
+ * `modelDoctor.maxParallelAnalyses` workers at once, the rest wait in a first-in first-out queue), keeps
+ * the report store, the Problems diagnostics and the status bar in step.
  */
 export class Controller implements vscode.Disposable {
   private readonly running = new Map<string, { cancel(): void; id: number }>();
   private readonly events = new vscode.EventEmitter<RunEvent>();
   readonly onRun = this.events.event;
   private seq = 0;
+  /** Analyses holding a worker slot now, the ones waiting for one, and the most that ever ran at once. */
+  private active = 0;
+  private readonly queue: (() => void)[] = [];
+  private peak = 0;
   private readonly status: vscode.StatusBarItem;
 
   constructor(
@@ -46,6 +51,58 @@ export class Controller implements vscode.Disposable {
   /** How many analyses are running now. */
   get runningCount(): number {
     return this.running.size;
+  }
+
+  /** Analyses whose worker runs now (at most modelDoctor.maxParallelAnalyses). */
+  get activeCount(): number {
+    return this.active;
+  }
+
+  /** Analyses waiting for a free worker slot. */
+  get queuedCount(): number {
+    return this.queue.length;
+  }
+
+  /** The most analyses that ran at once since the last reset (for the tests and the log). */
+  peakActive(reset = false): number {
+    const p = this.peak;
+    if (reset) this.peak = this.active;
+    return p;
+  }
+
+  /** Waits for a worker slot; `cancel` takes a waiting request out of the queue (ready resolves false). */
+  private slot(): { ready: Promise<boolean>; cancel(): void } {
+    const take = (): void => {
+      this.active++;
+      this.peak = Math.max(this.peak, this.active);
+    };
+    if (this.active < readSettings().maxParallelAnalyses && this.queue.length === 0) {
+      take();
+      return { ready: Promise.resolve(true), cancel: () => {} };
+    }
+    let resolve!: (ok: boolean) => void;
+    const ready = new Promise<boolean>((r) => (resolve = r));
+    const waiter = (): void => {
+      take();
+      resolve(true);
+    };
+    this.queue.push(waiter);
+    return {
+      ready,
+      cancel: () => {
+        const i = this.queue.indexOf(waiter);
+        if (i >= 0) {
+          this.queue.splice(i, 1);
+          resolve(false);
+        }
+      },
+    };
+  }
+
+  private release(): void {
+    this.active--;
+    const max = readSettings().maxParallelAnalyses;
+    while (this.active < max && this.queue.length) this.queue.shift()!();
   }
 
   isRunning(uri: vscode.Uri): boolean {
@@ -68,15 +125,19 @@ export class Controller implements vscode.Disposable {
     const settings = readSettings(uri);
     const options = probeOptions(uri, settings, { staticOnly: req.staticOnly, inputFile: req.inputFile });
     const id = ++this.seq;
-    const handle = this.engine.run(uri.fsPath, options, {
-      timeoutMs: settings.workerTimeoutMs,
-      progress: (fraction, message) => this.events.fire({ uri, kind: "progress", fraction, message }),
-    });
-    this.running.set(key, { cancel: () => handle.cancel(), id });
+    const slot = this.slot();
+    let handle: RunHandle | undefined;
+    let cancelled = false;
+    const cancel = (): void => {
+      cancelled = true;
+      slot.cancel();
+      handle?.cancel();
+    };
+    this.running.set(key, { cancel, id });
     this.updateStatus();
     const name = path.basename(uri.fsPath);
     const work = async (progress?: vscode.Progress<{ message?: string; increment?: number }>, token?: vscode.CancellationToken): Promise<Report | undefined> => {
-      token?.onCancellationRequested(() => handle.cancel());
+      token?.onCancellationRequested(cancel);
       let lastFraction = 0;
       const sub = progress ? this.onRun((e) => {
         if (e.kind === "progress" && e.uri.toString() === key) {
@@ -85,7 +146,15 @@ export class Controller implements vscode.Disposable {
           progress.report({ message: e.message, increment: inc });
         }
       }) : undefined;
+      let holding = false;
       try {
+        holding = await slot.ready;
+        if (!holding || cancelled) throw new EngineError("cancelled", vscode.l10n.t("analysis cancelled"));
+        handle = this.engine.run(uri.fsPath, options, {
+          timeoutMs: settings.workerTimeoutMs,
+          maxMemoryMb: settings.workerMaxMemoryMb,
+          progress: (fraction, message) => this.events.fire({ uri, kind: "progress", fraction, message }),
+        });
         const report = await handle.promise;
         if (this.running.get(key)?.id !== id) return undefined; // superseded
         this.store.set(uri, report, !!options.staticOnly);
@@ -110,6 +179,7 @@ export class Controller implements vscode.Disposable {
         if (req.reason === "command") void vscode.window.showErrorMessage(vscode.l10n.t("Model Doctor: {0}: {1}", name, err.message), showLog).then((a) => { if (a === showLog) this.log.show(); });
         return undefined;
       } finally {
+        if (holding) this.release();
         sub?.dispose();
         if (this.running.get(key)?.id === id) this.running.delete(key);
         this.updateStatus();

@@ -35,7 +35,7 @@ export class Engine {
   constructor(private readonly distDir: string, private readonly log: EngineLog) {}
 
   /** Starts one analysis in a fresh worker. */
-  run(file: string, options: WorkerAnalyzeOptions, opts: { timeoutMs: number; progress?: (fraction: number, message: string) => void }): RunHandle {
+  run(file: string, options: WorkerAnalyzeOptions, opts: { timeoutMs: number; maxMemoryMb?: number; progress?: (fraction: number, message: string) => void }): RunHandle {
     const id = this.nextId++;
     const workerPath = path.join(this.distDir, "worker.js");
     const t0 = Date.now();
@@ -95,7 +95,7 @@ export class Engine {
       child.on("message", (m: unknown) => {
         if (!isFromWorker(m) || settled) return;
         if (m.type === "ready") {
-          const msg: ToWorker = { type: "analyze", id, path: file, options };
+          const msg: ToWorker = { type: "analyze", id, path: file, options, limits: opts.maxMemoryMb ? { maxMemoryMb: opts.maxMemoryMb } : undefined };
           child.send(msg);
         } else if (m.type === "progress" && m.id === id) {
           opts.progress?.(m.fraction, m.message);
@@ -106,11 +106,25 @@ export class Engine {
         }
       });
       child.on("error", (e) => finish(new EngineError("worker.failed", vscode.l10n.t("the analysis worker could not start: {0}", e.message))));
+      // stderr may still hold the watchdog's last line when "exit" fires: wait for the stream to close (briefly).
+      const stderrClosed = new Promise<void>((r) => {
+        if (!child.stderr) return r();
+        child.stderr.once("close", () => r());
+      });
       child.on("exit", (code, signal) => {
-        const tail = stderr.trim().split("\n").slice(-3).join(" | ");
-        const how = signal ? vscode.l10n.t("signal {0}", signal) : vscode.l10n.t("exit code {0}", String(code));
-        finish(new EngineError("worker.crashed",
-          vscode.l10n.t("the analysis worker stopped unexpectedly ({0}){1}. The next analysis starts a fresh worker.", how, tail ? `: ${tail}` : "")));
+        void Promise.race([stderrClosed, new Promise((r) => setTimeout(r, 500))]).then(() => {
+          // The worker's watchdog (src/runtime/watchdog.ts) leaves one line "onnx-doctor: memory: <reason>".
+          const limit = /onnx-doctor: memory: (.*)/.exec(stderr);
+          if (limit) {
+            finish(new EngineError("worker.memory",
+              vscode.l10n.t("the analysis was stopped: {0} (setting modelDoctor.worker.maxMemoryMb)", limit[1].trim())));
+            return;
+          }
+          const tail = stderr.trim().split("\n").slice(-3).join(" | ");
+          const how = signal ? vscode.l10n.t("signal {0}", signal) : vscode.l10n.t("exit code {0}", String(code));
+          finish(new EngineError("worker.crashed",
+            vscode.l10n.t("the analysis worker stopped unexpectedly ({0}){1}. The next analysis starts a fresh worker.", how, tail ? `: ${tail}` : "")));
+        });
       });
       timer = setTimeout(() => {
         finish(new EngineError("timeout", vscode.l10n.t("the analysis took longer than {0} s and was stopped (setting modelDoctor.workerTimeoutSeconds)", Math.round(opts.timeoutMs / 1000))));

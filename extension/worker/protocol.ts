@@ -15,7 +15,8 @@ export interface WorkerAnalyzeOptions {
 }
 
 export type ToWorker =
-  | { type: "analyze"; id: number; path: string; options: WorkerAnalyzeOptions }
+  /** `limits`: enforced by the worker's watchdog thread (src/runtime/watchdog.ts), which kills the worker with a one-line reason on stderr. */
+  | { type: "analyze"; id: number; path: string; options: WorkerAnalyzeOptions; limits?: { maxMemoryMb?: number } }
   | { type: "cancel"; id: number };
 
 export type FromWorker =

@@ -4,6 +4,7 @@
 // process when it does not answer in time or on timeout.
 import { analyze, DoctorError } from "../../src/index";
 import { oneLine } from "../../src/onnx/errors";
+import { startWatchdog } from "../../src/runtime/watchdog";
 import type { FromWorker, ToWorker } from "./protocol";
 
 const send = (m: FromWorker): void => {
@@ -18,6 +19,9 @@ process.on("message", (raw: unknown) => {
     return;
   }
   if (m.type !== "analyze") return;
+  // The memory limit: onnxruntime blocks this thread, so a watchdog thread checks the RSS and kills this
+  // process with "onnx-doctor: memory: <reason>" on stderr, which the host shows as the error.
+  if (m.limits?.maxMemoryMb) startWatchdog({ maxMemoryMb: m.limits.maxMemoryMb });
   const abort = new AbortController();
   running.set(m.id, abort);
   let last = 0;

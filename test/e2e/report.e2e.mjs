@@ -4,7 +4,8 @@
 // and the findings inside the webview, clicks a finding, opens the Findings tree, moves through the
 // findings with the keyboard, runs "Analyze with Probe Data…" through the open dialog, cancels an
 // analysis from its progress notification, kills the worker with SIGKILL (a clear error, then the next
-// run works), switches to a light theme (the charts re-render), saves screenshots.
+// run works), switches to a light theme (the charts re-render), shows a model whose node and tensor names hold
+// HTML/JavaScript as inert text (scripts/make_hostile_model.py), saves screenshots.
 // Env: MD_CS_PGID = code-server's process group (to find the analysis workers it forked).
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
@@ -18,6 +19,10 @@ const url = new URL(base);
 url.searchParams.set("folder", path.resolve(workspace));
 // EXT_DEV_PATH "-": the extension is installed (the .vsix); otherwise load it from that folder (needs the smoke-test driver)
 if (devPath !== "-") url.searchParams.set("payload", JSON.stringify([["extensionDevelopmentPath", `vscode-remote://${url.host}${path.resolve(devPath)}`]]));
+// A model with hostile names: every node and tensor name starts with <img onerror> or <script> markup.
+const IMG = "<img src=x onerror=window.__pwned=1>", SCRIPT = "<script>window.__pwned=1</script>";
+// Committed fixture (made by scripts/make_hostile_model.py from dead_relu.onnx), so CI needs no Python.
+fs.copyFileSync(path.join(path.dirname(new URL(import.meta.url).pathname), "..", "fixtures", "models", "hostile_names.onnx"), path.join(workspace, "models", "hostile_names.onnx"));
 const t0 = Date.now();
 const lap = (m) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
 let passed = 0, failed = 0;
@@ -120,6 +125,28 @@ try {
   await page.waitForTimeout(300);
   await page.screenshot({ path: path.join(out, "relu_he_deep-histograms.png") });
 
+  // 2b. hostile names: the markup shows as text, nothing is injected, no script runs in the webview
+  wv = await openReport("hostile_names.onnx");
+  await wv.locator(".finding", { hasText: "activation.dead" }).first().waitFor({ timeout: 60000 });
+  await wv.locator("#layers, table").first().waitFor({ timeout: 30000 }).catch(() => {});
+  await page.waitForTimeout(1000); // time for an injected onerror handler to fire
+  const hostileFindings = await wv.locator("#findings").innerText();
+  const hostileBody = await wv.locator("body").innerText();
+  check(hostileFindings.includes(IMG) && hostileFindings.includes(SCRIPT), "hostile names: the findings show <img onerror> and <script> names literally");
+  check(hostileBody.split(IMG).length > 3, `hostile names: the layer names show literally (${hostileBody.split(IMG).length - 1} times)`);
+  const injected = await wv.locator("body").evaluate(() => ({
+    pwned: typeof window.__pwned,
+    imgX: [...document.querySelectorAll("img")].filter((i) => i.getAttribute("src") === "x").length,
+    onerror: document.querySelectorAll("[onerror]").length,
+    scripts: [...document.querySelectorAll("script")].filter((sc) => sc.textContent.includes("__pwned")).length,
+  }));
+  check(injected.imgX === 0 && injected.onerror === 0 && injected.scripts === 0, `hostile names: no element injected (${JSON.stringify(injected)})`);
+  check(injected.pwned === "undefined", `hostile names: window.__pwned is ${injected.pwned} in the webview frame`);
+  const outer = await page.locator("iframe.webview.ready:visible").last().contentFrame().locator("body").evaluate(() => typeof window.__pwned);
+  check(outer === "undefined" && (await page.evaluate(() => typeof window.__pwned)) === "undefined", "hostile names: …and in the webview host frame and the workbench");
+  await page.screenshot({ path: path.join(out, "hostile-names-report.png") });
+  lap("hostile names done");
+
   // 3. the Findings tree in its activity-bar container
   await page.locator('.activitybar .action-item a[aria-label^="Model Doctor"], .activitybar .action-item[aria-label^="Model Doctor"]').first().click();
   const rows = page.locator('.pane:has(.pane-header[aria-label^="Findings"]) .monaco-list-row');
@@ -148,7 +175,7 @@ try {
   await page.keyboard.press("Enter");
   wv = webview();
   await wv.locator("#inputs", { hasText: "from the data file" }).waitFor({ timeout: 30000 });
-  check(/input 16×128 float32 \(from the data file\)/.test(await wv.locator("#inputs").innerText()), `probe data: ${await wv.locator("#inputs").innerText()}`);
+  check(/input 8×128 float32 \(from the data file\)/.test(await wv.locator("#inputs").innerText()), `probe data: ${await wv.locator("#inputs").innerText()}`);
   await page.screenshot({ path: path.join(out, "probe-data.png") });
   lap("probe data done");
 

@@ -134,7 +134,8 @@ suite("ONNX Model Doctor extension", () => {
     const data = vscode.Uri.file(path.join(ws(), "data", "tanh_tiny_init.probe.npy"));
     const report = await vscode.commands.executeCommand<Report | undefined>("modelDoctor.analyzeWithData", uri, data);
     assert.ok(report?.probe.ran, "the probe ran");
-    assert.deepStrictEqual(report.probe.inputs.map((i) => [i.name, i.source, i.shape]), [["input", "file", [16, 128]]]);
+    assert.deepStrictEqual(report.probe.inputs.map((i) => [i.name, i.source, i.shape]), [["input", "file", [8, 128]]]);
+    assert.strictEqual(report.probe.batches, 2, "the 16 rows in two batches of 8");
     // the statistics are those of the file's 16 rows (PyTorch's numbers in the fixture), not of synthetic data
     const expected = JSON.parse(fs.readFileSync(path.join(fixtures(), "tanh_tiny_init.expected.json"), "utf8")) as { layers: { std: number }[] };
     const std0 = report.layers[0].activation!.std;
