@@ -10,6 +10,7 @@ import { ReportEditorProvider, VIEW_TYPE } from "./editor";
 import { Engine } from "./engine";
 import { EXTENSIONS, pickFormat, render, type ExportFormat } from "./exporter";
 import { ReportStore } from "./store";
+import { checkGradients } from "./gradcheck";
 import { FindingsTree, type FindingsNode } from "./tree";
 import { isEngineTempFile } from "../src/runtime/temp-files";
 
@@ -102,8 +103,20 @@ export function activate(context: vscode.ExtensionContext): ModelDoctorApi {
       if (report && editor.openPanels(uri) === 0) await openReport(uri);
       return report;
     }),
-    vscode.commands.registerCommand("modelDoctor.checkGradients", () => {
-      void vscode.window.showInformationMessage(vscode.l10n.t("Model Doctor: gradient checks arrive with the gradient engine."));
+    vscode.commands.registerCommand("modelDoctor.checkGradients", async (arg?: vscode.Uri) => {
+      const uri = await resolveModel(arg);
+      if (!uri) return undefined;
+      try {
+        const result = await checkGradients(dist, uri, readSettings(uri).workerTimeoutMs, log);
+        if (!result) return undefined;
+        const summary = vscode.l10n.t("Gradient check of {0}: {1} good, {2} look closer, {3} wrong ({4}). Details in the log.",
+          path.basename(uri.fsPath), result.good, result.closer, result.wrong, result.precisionNote);
+        void (result.wrong ? vscode.window.showWarningMessage(summary) : vscode.window.showInformationMessage(summary));
+        return result;
+      } catch (e) {
+        void vscode.window.showErrorMessage(vscode.l10n.t("Model Doctor: the gradient check failed: {0}", e instanceof Error ? e.message : String(e)));
+        return undefined;
+      }
     }),
     vscode.commands.registerCommand("modelDoctor.exportReport", exportReport),
     vscode.commands.registerCommand("modelDoctor.clearDiagnostics", () => {

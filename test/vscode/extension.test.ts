@@ -10,6 +10,7 @@ import type { EngineError } from "../../extension/engine";
 import type { RunEvent } from "../../extension/controller";
 import type { Report } from "../../src/report/types";
 import { activate, describeLoop, EXT_ID, sleep, waitFor, waitIdle, watchEventLoop, ws } from "./helpers";
+import type { GradcheckSummary } from "../../extension/gradcheck";
 
 let api: ModelDoctorApi;
 const fixtures = (): string => path.join(vscode.extensions.getExtension(EXT_ID)!.extensionPath, "test", "fixtures", "models");
@@ -127,6 +128,16 @@ suite("ONNX Model Doctor extension", () => {
     const c = api.engine.run(model, {}, { timeoutMs: 30000 });
     c.cancel();
     await assert.rejects(c.promise, (e: EngineError) => e.code === "cancelled");
+  });
+
+  test("Check Gradients grades the backward graph of a model by finite differences", async () => {
+    const uri = vscode.Uri.file(path.join(ws(), "models", "tanh_xavier.onnx"));
+    const result = await vscode.commands.executeCommand<GradcheckSummary | undefined>("modelDoctor.checkGradients", uri);
+    assert.ok(result, "a result");
+    // Every weight, bias and the input of a float64-capable tanh MLP: the seed's "good" grade.
+    assert.strictEqual(result.wrong, 0);
+    assert.ok(result.good >= 16, `${result.good} good of ${result.checks.length}`);
+    assert.match(result.precisionNote, /float64/);
   });
 
   test("Analyze with Probe Data… runs the model on a .npy file", async () => {
