@@ -1,12 +1,13 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   AttributeProto_AttributeType as AT, AttributeProtoSchema, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema,
-  TensorProto_DataType as DT, TensorProtoSchema, TensorShapeProtoSchema, TypeProtoSchema, ValueInfoProtoSchema,
+  TensorProto_DataType as DT, TensorProtoSchema, TypeProtoSchema, ValueInfoProtoSchema,
   type AttributeProto, type NodeProto, type TensorProto, type ValueInfoProto,
 } from "../onnx/gen/onnx_pb";
 import type { Model } from "../onnx/model";
 import type { HostTensor } from "../runtime/session";
 import type { FloatType } from "./emit";
+import { tensorValueInfo } from "../onnx/value-info";
 
 /**
  * A copy of the model for gradient checking: every float initializer and Constant-node tensor
@@ -26,7 +27,7 @@ export function checkableModel(model: Model, precision: FloatType): { bytes: Uin
   const addParam = (name: string, dims: readonly number[], values: ArrayLike<number>, dataType: DT): void => {
     const double = dataType === DT.DOUBLE || (toDouble && dataType === DT.FLOAT);
     const data = double ? Float64Array.from(values) : Float32Array.from(values);
-    if (!declared.has(name)) inputs.push(tensorInput(name, double ? DT.DOUBLE : DT.FLOAT, dims));
+    if (!declared.has(name)) inputs.push(tensorValueInfo(name, double ? DT.DOUBLE : DT.FLOAT, dims));
     params.set(name, { dtype: double ? "float64" : "float32", dims, data });
   };
 
@@ -58,21 +59,6 @@ export function checkableModel(model: Model, precision: FloatType): { bytes: Uin
     }),
   });
   return { bytes: toBinary(ModelProtoSchema, copy), params };
-}
-
-function tensorInput(name: string, elemType: DT, dims: readonly number[]): ValueInfoProto {
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, {
-      value: {
-        case: "tensorType",
-        value: {
-          $typeName: "onnx.TypeProto.Tensor", elemType,
-          shape: create(TensorShapeProtoSchema, { dim: dims.map((d) => ({ $typeName: "onnx.TensorShapeProto.Dimension" as const, denotation: "", value: { case: "dimValue" as const, value: BigInt(d) } })) }),
-        },
-      },
-    }),
-  });
 }
 
 function doubleValueInfo(v: ValueInfoProto): ValueInfoProto {

@@ -1,5 +1,4 @@
-import { create } from "@bufbuild/protobuf";
-import { TensorProto_DataType as DT, TensorShapeProtoSchema, TypeProtoSchema, ValueInfoProtoSchema, type ValueInfoProto } from "../onnx/gen/onnx_pb";
+import { TensorProto_DataType as DT, type ValueInfoProto } from "../onnx/gen/onnx_pb";
 import { isFloat } from "../onnx/dtype";
 import { DoctorError } from "../onnx/errors";
 import type { Model } from "../onnx/model";
@@ -7,6 +6,7 @@ import type { HostTensor } from "../runtime/session";
 import { Random } from "../stats/random";
 import { onnxFloat, type FloatType, type GradEmitter } from "./emit";
 import type { TensorInfo } from "./shapes";
+import { tensorValueInfo } from "../onnx/value-info";
 
 /** The probe losses (issue 4): cross-entropy, mean square, or a fixed random cotangent. */
 export type LossName = "ce" | "mse" | "random";
@@ -119,7 +119,7 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
 
   function finish(outputs: string[]): EmittedLoss {
     const value = parts.length === 1 ? parts[0] : e.op("Sum", parts);
-    const inputs = targets.map((t) => floatInput(t.input, t.ft, t.shape));
+    const inputs = targets.map((t) => tensorValueInfo(t.input, onnxFloat(t.ft), t.shape.map(() => null)));
     return { name, value, seeds, targets, inputs, outputs };
   }
 }
@@ -135,21 +135,6 @@ export function lossDefinition(name: LossName, outputs: readonly string[], label
     case "random":
       return `random projection L = sum(v * y) of ${out}, with a fixed cotangent v ~ N(0,1) scaled to unit RMS, so dL/dy = v: measures how the network amplifies or damps gradients`;
   }
-}
-
-function floatInput(name: string, ft: FloatType, shape: readonly number[]): ValueInfoProto {
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, {
-      value: {
-        case: "tensorType",
-        value: {
-          $typeName: "onnx.TypeProto.Tensor", elemType: onnxFloat(ft),
-          shape: create(TensorShapeProtoSchema, { dim: shape.map(() => ({ $typeName: "onnx.TensorShapeProto.Dimension" as const, denotation: "", value: { case: undefined } })) }),
-        },
-      },
-    }),
-  });
 }
 
 /**
