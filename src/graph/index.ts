@@ -36,6 +36,24 @@ export class GraphIndex {
     return this.model.constants.has(tensor);
   }
 
+  /**
+   * Every (consumer, tensor it reads) reachable from `start`, going on through the outputs of the
+   * consumers `follow` accepts; each tensor is visited once.
+   */
+  *consumersAlong(start: string, follow: (node: GraphNode) => boolean): Generator<[GraphNode, string]> {
+    const stack = [start];
+    const seen = new Set<string>();
+    while (stack.length) {
+      const t = stack.pop()!;
+      if (seen.has(t)) continue;
+      seen.add(t);
+      for (const c of this.consumersOf(t)) {
+        yield [c, t];
+        if (follow(c)) stack.push(...c.outputs.filter(Boolean));
+      }
+    }
+  }
+
   /** Every node that (transitively) consumes one of `start`. */
   nodesDownstream(start: readonly string[]): Set<GraphNode> {
     const seen = new Set<GraphNode>();

@@ -68,17 +68,11 @@ function isLowRankUp(layer: Layer, index: GraphIndex): boolean {
 
 /** Walks forward through non-weight ops to an Add of two computed tensors (a residual join). */
 function endsResidualBranch(layer: Layer, index: GraphIndex): boolean {
-  const stack = [layer.output];
-  const seen = new Set<string>();
-  while (stack.length) {
-    const t = stack.pop()!;
-    if (seen.has(t)) continue;
-    seen.add(t);
-    for (const c of index.consumersOf(t)) {
-      if ((c.opType === "Add" || c.opType === "Sum") && c.inputs.filter((i) => !index.isConstant(i)).length >= 2) return true;
-      if (WEIGHT_OPS.has(c.opType) && c.inputs.some((i) => index.isConstant(i))) continue;
-      if (c.opType === "BatchNormalization" || c.opType === "Mul" || c.opType === "Dropout" || c.opType === "Identity" || c.opType === "Reshape" || c.opType === "Transpose") stack.push(...c.outputs);
-    }
+  for (const [c] of index.consumersAlong(layer.output, (n) => RESIDUAL_PASS.has(n.opType))) {
+    if ((c.opType === "Add" || c.opType === "Sum") && c.inputs.filter((i) => !index.isConstant(i)).length >= 2) return true;
   }
   return false;
 }
+
+/** Ops between a branch's last layer and the residual Add that keep "zero in, zero out". */
+const RESIDUAL_PASS = new Set(["BatchNormalization", "Mul", "Dropout", "Identity", "Reshape", "Transpose"]);

@@ -18,24 +18,17 @@ export const normDropoutBeforeBn: Rule = {
     if (!architecture) return [];
     const findings: Finding[] = [];
     for (const d of architecture.dropouts) {
-      const stack = [d.node.outputs[0]];
-      const seen = new Set<string>();
-      while (stack.length) {
-        const t = stack.pop()!;
-        if (seen.has(t)) continue;
-        seen.add(t);
-        for (const c of index.consumersOf(t)) {
-          if (c.opType === "BatchNormalization" && c.inputs[0] === t) {
-            const bn = architecture.norms.find((n) => n.nodes[0] === c);
-            const keep = d.rate === null ? null : 1 - d.rate;
-            findings.push({
-              ruleId: "norm.dropout-before-bn", category: "norm.dropout-before-bn", severity: "warning",
-              layer: bn?.module ?? d.module, node: c.name, tensor: t,
-              message: `Dropout${d.rate === null ? "" : ` (rate ${fmt(d.rate)}, keep-prob ${fmt(keep)})`} at ${d.module ?? d.node.name} feeds BatchNorm ${bn?.module ?? c.name} directly: during training BatchNorm's statistics are taken on dropped and rescaled activations${keep ? ` (variance inflated by up to 1/keep-prob = ${fmt(1 / keep)}x)` : ""}, but at inference dropout is off, so the running variance no longer matches what the layer receives (variance shift).`,
-              evidence: { dropoutRate: d.rate, keepProb: keep, dropout: d.node.name, batchNorm: c.name },
-              fix: "Move the dropout after the BatchNorm (and its activation), or to after the last BatchNorm of the network; or drop it, since BatchNorm already regularizes.",
-            });
-          } else if (PASS.has(c.opType)) stack.push(c.outputs[0]);
+      for (const [c, t] of index.consumersAlong(d.node.outputs[0], (n) => PASS.has(n.opType))) {
+        if (c.opType === "BatchNormalization" && c.inputs[0] === t) {
+          const bn = architecture.norms.find((n) => n.nodes[0] === c);
+          const keep = d.rate === null ? null : 1 - d.rate;
+          findings.push({
+            ruleId: "norm.dropout-before-bn", category: "norm.dropout-before-bn", severity: "warning",
+            layer: bn?.module ?? d.module, node: c.name, tensor: t,
+            message: `Dropout${d.rate === null ? "" : ` (rate ${fmt(d.rate)}, keep-prob ${fmt(keep)})`} at ${d.module ?? d.node.name} feeds BatchNorm ${bn?.module ?? c.name} directly: during training BatchNorm's statistics are taken on dropped and rescaled activations${keep ? ` (variance inflated by up to 1/keep-prob = ${fmt(1 / keep)}x)` : ""}, but at inference dropout is off, so the running variance no longer matches what the layer receives (variance shift).`,
+            evidence: { dropoutRate: d.rate, keepProb: keep, dropout: d.node.name, batchNorm: c.name },
+            fix: "Move the dropout after the BatchNorm (and its activation), or to after the last BatchNorm of the network; or drop it, since BatchNorm already regularizes.",
+          });
         }
       }
     }
