@@ -191,11 +191,17 @@ function convInputGrad(a: VjpArgs, g: string, w: string, ws: readonly number[], 
 }
 
 /**
- * Weight gradient of a convolution as one matrix product: dW[M, C K] = G[M, N O] x cols[N O, C K],
- * where cols is the input unfolded into its receptive fields (im2col). The unfolding is a Gather
- * with a constant index of the taps of every window (strides, dilations and padding resolved
- * statically), so ORT runs one large GEMM per layer instead of a convolution whose kernel is the
- * whole output map (5x slower, measured on ResNet-18). Groups become a batched MatMul.
+ * Weight gradient of a convolution, dW[m, c, t] = sum over n, o of g[n, m, o] * xpad[n, c, o*s + t*d],
+ * in the cheapest of three forms onnxruntime runs well (measured on ResNet-18 shapes, see
+ * scripts/bench-gradients.ts):
+ * - pointwise kernels: one strided Slice of the input and a batched matrix product;
+ * - few input channels (an RGB or audio stem): a convolution of the input, batch and channel axes
+ *   swapped, with the output gradient as its kernel (the stride becomes its dilation), because the
+ *   im2col gather below would copy rows of only C elements;
+ * - otherwise one large GEMM, dW[M, C K] = G[M, N O] x cols[N O, C K], where cols is the input
+ *   unfolded into its receptive fields (im2col) by a Gather with a constant index of the taps of
+ *   every window; ORT then runs one GEMM per layer instead of a convolution whose kernel is the
+ *   whole output map (5x slower). Groups become a batched MatMul.
  * Returns [M, C/group, *K].
  */
 function convWeightGrad(a: VjpArgs, input: string, inShape: readonly number[], gout: string, outShape: readonly number[], win: Window, group: number): string {
@@ -211,6 +217,19 @@ function convWeightGrad(a: VjpArgs, input: string, inShape: readonly number[], g
   const Kn = product(win.k);
   const Cg = C / group;
   const Mg = M / group;
+  if (group === 1 && Kn === 1 && a.opset >= 10) {
+    const taps = e.reshape(e.slice(e.pad(input, [0, 0, ...win.pb, 0, 0, ...win.pe], a.ft), new Array<number>(r).fill(0), O.map((o, i) => (o - 1) * win.s[i] + 1), range(2, 2 + r), win.s), [N, C, On]);
+    const perSample = e.op("MatMul", [e.reshape(gout, [N, M, On]), e.transpose(taps, [0, 2, 1])]);
+    return e.reshape(e.reduce("ReduceSum", perSample, [0], false), [M, C, ...win.k]);
+  }
+  if (group === 1 && C * (a.ft === "float64" ? 8 : 4) < 32) {
+    const full = e.op("Conv", [e.transpose(input, [1, 0, ...range(2, 2 + r)]), e.transpose(gout, [1, 0, ...range(2, 2 + r)])], {
+      kernel_shape: O, strides: win.d, dilations: win.s, pads: [...win.pb, ...win.pe],
+    });
+    const reach = Sp.map((sp, i) => Math.floor((sp - (O[i] - 1) * win.s[i] - 1) / win.d[i]) + 1);
+    const dw = reach.some((v, i) => v !== win.k[i]) ? e.slice(full, new Array<number>(r).fill(0), win.k, range(2, 2 + r)) : full;
+    return e.transpose(dw, [1, 0, ...range(2, 2 + r)]);
+  }
   // Flat index, in the padded input, of tap t of window o.
   const strides = Sp.map((_, i) => product(Sp.slice(i + 1)));
   const index: number[] = [];
@@ -522,7 +541,8 @@ function batchNormRule(a: VjpArgs): VjpResult {
   const rstd = e.reshape(e.op("Reciprocal", [e.op("Sqrt", [e.add(variance, a.k(eps))])]), cshape);
   const g = a.gy[0]!;
   const gx = a.wants[0] ? e.mul(g, e.mul(e.reshape(scale, cshape), rstd)) : undefined;
-  const gs = a.wants[1] ? channelSum(a, e.mul(g, e.mul(e.sub(x, e.reshape(mean, cshape)), rstd)), xs.length) : undefined;
+  // rstd is per channel, so it multiplies the channel sums rather than every element.
+  const gs = a.wants[1] ? e.mul(channelSum(a, e.mul(g, e.sub(x, e.reshape(mean, cshape))), xs.length), e.reshape(rstd, [C])) : undefined;
   const gb = a.wants[2] ? channelSum(a, g, xs.length) : undefined;
   return [gx, gs, gb];
 }
