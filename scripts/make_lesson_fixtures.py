@@ -575,10 +575,10 @@ FIXTURES = [
     dict(stem="fp16_risky", build=fx_fp16(True),
          description="masked attention with mask constant -1e9, LayerNorm eps 1e-12 (opset 14, decomposed), and an "
                      "output projection scaled x1e5 (activations beyond 65504); analysed with --target fp16",
-         must=[("numeric.fp16-range", "warning")], probe=True, options=dict(target="fp16")),
+         must=[("numeric.fp16-range", "warning")], probe=True, options=dict(target="fp16"), input_layout="last"),
     dict(stem="fp16_safe", build=fx_fp16(False),
          description="the same with mask -1e4, eps 1e-5, unscaled projection; --target fp16 (healthy)",
-         quiet=["numeric.fp16-range"], probe=True, options=dict(target="fp16")),
+         quiet=["numeric.fp16-range"], probe=True, options=dict(target="fp16"), input_layout="last"),
     # --- input data ---
     dict(stem="cnn_raw_pixels", build=fx_pixels("raw"),
          description="small CNN fed raw 0-255 pixels (no normalization anywhere)",
@@ -620,12 +620,16 @@ FIXTURES = [
 ]
 
 
-def input_stats(x):
-    """numpy's per-feature (rank 2), per-channel (NCHW) or last-axis statistics and PCA of the probe."""
+def input_stats(x, layout=None):
+    """numpy's per-feature (rank 2), per-channel (NCHW) or last-axis statistics and PCA of the probe.
+    `layout` ("channels" or "last") is what the model's first layer reads: a Conv reads channels,
+    a MatMul/LayerNorm the last axis; without it the shape decides."""
     x = x.astype(np.float64)
     if x.ndim == 2:
         rows = x
-    elif x.ndim == 4 or (x.ndim == 3 and x.shape[1] <= 16 and x.shape[1] < x.shape[-1]):
+    elif layout == "last":
+        rows = x.reshape(-1, x.shape[-1])
+    elif layout == "channels" or x.ndim == 4 or (x.ndim == 3 and x.shape[1] <= 16 and x.shape[1] < x.shape[-1]):
         rows = np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
     else:
         rows = x.reshape(-1, x.shape[-1])
@@ -687,7 +691,7 @@ def main():
             np.save(os.path.join(OUT_DIR, f"{stem}.probe.npy"), data["probe"])
             expected["input"] = f"{stem}.probe.npy"
         if "probe" in data and data["probe"].dtype == np.float32:
-            expected["inputStats"] = input_stats(data["probe"])
+            expected["inputStats"] = input_stats(data["probe"], spec.get("input_layout"))
         if "fit" in data:
             expected["fit"] = data["fit"]
         if "train" in data:

@@ -1,4 +1,4 @@
-import { attrFloat, attrString, defaultOpset, type ConstTensor, type GraphNode, type Model } from "../onnx/model";
+import { attrFloat, attrInt, attrString, defaultOpset, type ConstTensor, type GraphNode, type Model } from "../onnx/model";
 import type { LayerReport } from "../report/types";
 import { spectralRadius } from "../stats/linalg";
 import type { GraphIndex } from "./index";
@@ -34,6 +34,8 @@ export interface RecurrentInfo {
   readonly vanilla: boolean;
   /** Unrolled in the graph: the number of steps that reuse the weight. */
   readonly unrolledSteps?: number;
+  /** For an ONNX RNN/GRU/LSTM op: the sequence length when the model's input declares it. */
+  readonly sequenceLength?: number;
   readonly activation?: string;
   readonly matrices: readonly RecurrentMatrix[];
 }
@@ -107,8 +109,10 @@ function findRecurrent(model: Model, index: GraphIndex, layers: readonly Layer[]
       });
     }
     const acts = layer.node.attrs.get("activations")?.strings.map((s) => new TextDecoder().decode(s));
+    const declared = model.inputs.find((i) => i.name === layer.node.inputs[0])?.shape?.[attrInt(layer.node, "layout", 0) === 1 ? 1 : 0];
     out.push({
       layer: layer.name, op: layer.op, node: layer.node.name || layer.node.outputs[0], tensor: r.name, hiddenSize: h,
+      sequenceLength: typeof declared === "number" && declared > 0 ? declared : undefined,
       vanilla: layer.op === "RNN", activation: layer.op === "RNN" ? (acts?.[0] ?? attrString(layer.node, "activation") ?? "Tanh").toLowerCase() : undefined,
       matrices,
     });

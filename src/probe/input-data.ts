@@ -12,12 +12,32 @@ const MAX_FEATURES = 4096;
 
 type Layout = InputStatsReport["layout"] | "all";
 
-/** Which axis holds the features: [N, D] features, [N, C, ...] channels (C <= 16), else the last axis. */
-function layoutOf(dims: readonly number[]): { layout: Layout; axis: number; features: number } {
+/** Ops that read axis 1 as channels, and ops that read the last axis as features. */
+const CHANNEL_OPS = new Set(["Conv", "ConvTranspose", "BatchNormalization", "InstanceNormalization", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool"]);
+const FEATURE_OPS = new Set(["MatMul", "Gemm", "LSTM", "GRU", "RNN", "LayerNormalization"]);
+/** Ops an input may pass through on its way to the layer that decides its layout. */
+const LAYOUT_KEEPING = new Set(["Cast", "Identity", "Add", "Sub", "Mul", "Div", "Relu", "Dropout", "Clip"]);
+
+/** The layout the model's first layer reads the input in, when one decides it. */
+function layoutFromConsumers(index: GraphIndex, input: string): "channels" | "last" | undefined {
+  for (const [node] of index.consumersAlong(input, (n) => LAYOUT_KEEPING.has(n.opType))) {
+    if (CHANNEL_OPS.has(node.opType)) return "channels";
+    if (FEATURE_OPS.has(node.opType)) return "last";
+  }
+  return undefined;
+}
+
+/**
+ * Which axis holds the features: [N, D] features; for rank 3 and more, what the first layer reads
+ * (a Conv reads channels on axis 1, a MatMul or LSTM the last axis), else [N, C, ...] channels when
+ * C <= 16, else the last axis.
+ */
+function layoutOf(dims: readonly number[], reads?: "channels" | "last"): { layout: Layout; axis: number; features: number } {
   const rank = dims.length;
   if (rank <= 1) return { layout: "all", axis: -1, features: 1 };
   if (rank === 2) return dims[1] <= MAX_FEATURES ? { layout: "features", axis: 1, features: dims[1] } : { layout: "all", axis: -1, features: 1 };
-  if (dims[1] <= 16 && dims[1] < dims[rank - 1]) return { layout: "channels", axis: 1, features: dims[1] };
+  if (reads === "channels" && dims[1] <= MAX_FEATURES) return { layout: "channels", axis: 1, features: dims[1] };
+  if (reads !== "last" && dims[1] <= 16 && dims[1] < dims[rank - 1]) return { layout: "channels", axis: 1, features: dims[1] };
   if (dims[rank - 1] <= MAX_FEATURES) return { layout: "last", axis: rank - 1, features: dims[rank - 1] };
   return { layout: "all", axis: -1, features: 1 };
 }
@@ -32,7 +52,7 @@ export function describeInputData(plan: ProbePlan, index: GraphIndex, norms: rea
   const out: InputStatsReport[] = [];
   for (const input of plan.inputs) {
     if (input.source !== "file" || !input.dtype.startsWith("float")) continue;
-    const { layout, axis, features } = layoutOf(input.shape);
+    const { layout, axis, features } = layoutOf(input.shape, layoutFromConsumers(index, input.name));
     const d = features;
     const s1 = new Float64Array(d);
     const s2 = new Float64Array(d);

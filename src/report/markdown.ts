@@ -6,7 +6,7 @@ import type { Report } from "./types";
 export function toMarkdown(report: Report): string {
   // Escape what can start markup (emphasis, code, links, tables, HTML); leave ordinary punctuation.
   const esc = (s: string): string => s
-    .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/&/g, "&amp;").replace(/</g, "&lt;")
     .replace(/[\\`*_[\]|]/g, (c) => `\\${c}`).replace(/\r?\n/g, " ");
   const out: string[] = [];
   const m = report.model;

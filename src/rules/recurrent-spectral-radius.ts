@@ -20,10 +20,12 @@ export const recurrentSpectralRadius: Rule = {
       const where = r.unrolledSteps ? `${r.layer} (${r.op} reused over ${r.unrolledSteps} unrolled steps, ${r.hiddenSize}x${r.hiddenSize}${r.activation ? `, ${r.activation}` : ""})` : `${r.layer} (${r.op}, hidden ${r.hiddenSize}${r.activation ? `, ${r.activation}` : ""})`;
       const base = { category: "recurrent.spectral-radius" as const, layer: r.layer, node: r.node, tensor: r.tensor };
       if (r.vanilla && radius > 1) {
-        const steps = r.unrolledSteps ?? 50;
+        // The model's own sequence length when it is known; otherwise an example length, said as such.
+        const known = r.unrolledSteps ?? r.sequenceLength;
+        const steps = known ?? 50;
         findings.push({
           ...base, ruleId: "recurrent.spectral-radius", severity: "warning",
-          message: `${where}: the recurrent weight has spectral radius ${fmt(radius)} > 1, so a change of the hidden state grows about ${fmt(radius)}x per step (${fmt(radius ** steps)}x over ${steps} steps) and gradients through time explode.`,
+          message: `${where}: the recurrent weight has spectral radius ${fmt(radius)} > 1, so a change of the hidden state grows about ${fmt(radius)}x per step (${fmt(radius ** steps)}x over ${known ? `the ${steps} steps of this model's sequence` : `${steps} steps, for example`}) and gradients through time explode.`,
           evidence: { spectralRadius: radius, hiddenSize: r.hiddenSize, steps },
           fix: "Initialise the recurrent weight orthogonally (torch.nn.init.orthogonal_) and scale it to a spectral radius just below 1, clip gradients (torch.nn.utils.clip_grad_norm_), or use an LSTM/GRU.",
         });

@@ -44,6 +44,11 @@ describe("onnx-doctor CLI", () => {
     const md = run("analyze", model("zero_mlp"), "-f", "markdown", "--static");
     assert.match(md.stdout, /## Findings \(3 errors/);
     assert.match(md.stdout, /\| 0 \| layers\.0 \| Gemm \| relu \|/);
+    // Node names carrying HTML stay inert text; ordinary '>' in messages is left readable.
+    const hostile = run("analyze", model("hostile_names"), "-f", "markdown", "--static").stdout;
+    assert.match(hostile, /&lt;img src=x onerror=/);
+    assert.doesNotMatch(hostile, /<img/);
+    assert.doesNotMatch(hostile, /&gt;/);
   });
 
   it("writes SARIF 2.1.0 and a standalone HTML report", () => {
