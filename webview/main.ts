@@ -156,7 +156,7 @@ function render(report: Report, context: ReportContext): void {
   const header = el("header", { class: "header" },
     el("h1", {}, context.fileName),
     el("div", { class: "meta" },
-      t("{0} · IR {1} · {2} parameters · {3} layers · {4}", report.model?.producer || t("unknown producer"), fmt(report.model?.irVersion), fmt(report.model?.parameterCount), report.layers.length, probe)),
+      t("{0} · IR {1} · {2} parameters · {3} layers · {4}", report.model?.producer || t("unknown producer"), fmt(report.model?.irVersion), (report.model?.parameterCount ?? 0).toLocaleString("en-US"), report.layers.length, probe)),
     report.probe?.ran && report.probe.inputs?.length
       ? el("div", { class: "meta", id: "inputs" }, t("inputs: {0}", report.probe.inputs.map((i) => `${i.name} ${i.shape.join("×")} ${i.dtype} (${inputSource(i.source)})`).join(", ")))
       : null,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { analyze, DoctorError } from "../index";
 import { oneLine } from "../onnx/errors";
 import { toHtml } from "../report/html";
@@ -43,7 +43,10 @@ const keyValue = (v: string, prev: Record<string, number> = {}): Record<string, 
 const program = new Command()
   .name("onnx-doctor")
   .description("Diagnose an ONNX neural network: weight initialisation, activations, dead/saturated units, NaN/Inf.")
-  .version(TOOL_VERSION);
+  .version(TOOL_VERSION)
+  // Usage errors exit 2 like every other failure to run, so CI can tell them from findings (exit 1).
+  // Set before the subcommands are added: they inherit it.
+  .exitOverride();
 
 program
   .command("analyze")
@@ -80,6 +83,9 @@ program
   }) => {
     startWatchdog({ timeoutSeconds: opts.timeout, maxMemoryMb: opts.maxMemory });
     if (!!opts.trainData !== !!opts.valData) throw new DoctorError("probe.input", "--train-data and --val-data go together: bias and variance come from comparing the two");
+    if (opts.labels && (opts.loss === "none" || opts.loss === "random")) throw new DoctorError("probe.input", `--labels is used only by --loss ce or mse; --loss ${opts.loss} would ignore it`);
+    if (opts.labels && !opts.input) throw new DoctorError("probe.input", "--labels needs --input: labels describe the rows of your probe data, and the synthetic probe rows have no true labels");
+    if (opts.labels && opts.static) throw new DoctorError("probe.input", "--labels needs the probe, which --static turns off");
     const interactive = process.stderr.isTTY;
     const report: Report = await analyze(model, {
       staticOnly: opts.static, inputFile: opts.input, dims: opts.dim, fill: opts.fill,
@@ -112,6 +118,11 @@ function render(report: Report, format: "text" | "json" | "markdown" | "sarif" |
 registerGradcheck(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
+  if (e instanceof CommanderError) {
+    // commander has already printed the usage error (or the help / version text, exit 0).
+    process.exitCode = e.exitCode === 0 ? 0 : 2;
+    return;
+  }
   // One line, no stack: the user needs the reason, not our call chain.
   const code = e instanceof DoctorError ? e.code : "error";
   process.stderr.write(`onnx-doctor: ${code}: ${oneLine(e)}\n`);

@@ -11,9 +11,9 @@ export const CATEGORIES = [
   "init.zero", "init.symmetric", "init.scale-small", "init.scale-large", "weights.nonfinite",
   "activation.vanishing", "activation.exploding", "activation.dead", "activation.saturated",
   "numeric.nonfinite", "numeric.fp16-range", "gradient.vanishing", "gradient.exploding",
-  "norm.post-norm", "norm.dropout-before-bn", "norm.bn-variance", "export.training-mode",
+  "norm.placement", "norm.post-norm", "norm.dropout-before-bn", "norm.bn-variance", "export.training-mode",
   "input.unnormalized", "input.correlated", "recurrent.spectral-radius", "fit.high-bias",
-  "fit.high-variance", "model.unsupported", "model.invalid",
+  "fit.high-variance", "fit.regularization", "model.unsupported", "model.invalid",
 ] as const;
 
 export type Category = (typeof CATEGORIES)[number];

@@ -27,7 +27,7 @@ export const fitRegularization: Rule = {
     const allParams = weighted.reduce((a, w) => a + (w.layer.weight?.size ?? 0), 0);
     const dropout = architecture?.dropouts.filter((d) => d.rate !== null).map((d) => `${d.module ?? d.node.name} keep-prob ${fmt(1 - d.rate!)}`) ?? [];
     return [{
-      ruleId: "fit.regularization", category: "fit.high-variance", severity: "info", layer: top.layer.name, node: top.layer.node.name, tensor: top.layer.weight?.name,
+      ruleId: "fit.regularization", category: "fit.regularization", severity: "info", layer: top.layer.name, node: top.layer.node.name, tensor: top.layer.weight?.name,
       message: `${top.layer.name} holds ${fmt(100 * share)}% of the sum of squared weight norms (||W||_F = ${fmt(Math.sqrt(top.sq))}, ${fmt(100 * params / allParams)}% of the weights), so an L2 penalty (weight decay, (lambda/2m) sum ||W||_F^2) acts almost only on this layer.${dropout.length ? ` Dropout: ${dropout.join(", ")}.` : ""}`,
       evidence: { share, frobenius: Math.sqrt(top.sq), parameters: params, layers: weighted.length },
       fix: "Usually fine; if you tune weight decay to fight over-fitting, consider excluding this layer (e.g. embeddings) from decay or giving it its own lambda, and check its initialisation scale.",

@@ -1,7 +1,7 @@
 import type { Layer } from "../graph/layers";
 import type { Finding, LayerReport } from "../report/types";
 import type { Rule } from "./rule";
-import { fmt, layerTitle } from "./rule";
+import { fmt, isReluLike, layerTitle } from "./rule";
 import { slope } from "../stats/trend";
 
 /**
@@ -62,12 +62,15 @@ export const gradientTrend: Rule = {
     const findings: Finding[] = [];
     if (ratio < AUTOTRAINER_VANISH && fittedRatio < TREND_VANISH) {
       const saturating = layers.some((l) => l.activation === "sigmoid" || l.activation === "tanh");
+      const scale = initScale(seq);
       findings.push({
         ruleId: "gradient.vanishing", category: "gradient.vanishing", severity: "warning",
         layer: first.layer.name, node: first.layer.node.name, tensor: first.layer.output,
         message: `${layerTitle(first.layer)}: the loss gradient shrinks about x${fmt(perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (vanishing below ${fmt(AUTOTRAINER_VANISH)}), so the first layers barely learn.${weightRatio !== null ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ""}`,
         evidence,
-        fix: saturating
+        fix: scale && scale.ratio < 0.5
+          ? `The weights are initialised too small (median weight std ${fmt(scale.ratio)}x the ${scale.scheme} std), and each layer shrinks the backward signal with them: re-initialise with ${scale.scheme} scale (std = ${scale.scheme === "He" ? "sqrt(2/fan_in)" : "sqrt(2/(fan_in+fan_out))"}); add normalization between layers or residual connections if it persists.`
+          : saturating
           ? "Sigmoid/tanh derivatives are at most 0.25/1 and shrink the gradient at every layer: use ReLU-family activations in hidden layers, Xavier/He initialisation, normalization (BatchNorm/LayerNorm) between layers, or residual connections."
           : "Initialise with He (ReLU) or Xavier (tanh) scale so each layer keeps the gradient's size, add normalization between layers, or residual connections.",
       });
@@ -84,6 +87,25 @@ export const gradientTrend: Rule = {
     return findings;
   },
 };
+
+/**
+ * Median over the layers of weight std / the std its activation calls for (He before ReLU,
+ * Xavier otherwise), so the advice names the initialisation when it is the cause.
+ */
+function initScale(seq: readonly Point[]): { ratio: number; scheme: "He" | "Xavier" } | null {
+  const ratios: number[] = [];
+  let relu = 0;
+  for (const p of seq) {
+    const w = p.report.weight;
+    if (!w?.expectedStd || !(w.std > 0)) continue;
+    const he = isReluLike(p.layer);
+    if (he) relu++;
+    ratios.push(w.std / (he ? w.expectedStd.he : w.expectedStd.xavier));
+  }
+  if (ratios.length < 2) return null;
+  ratios.sort((a, b) => a - b);
+  return { ratio: ratios[Math.floor(ratios.length / 2)], scheme: relu * 2 > ratios.length ? "He" : "Xavier" };
+}
 
 /** AutoTrainer's own measure, shown as evidence: ||dW_first|| / ||dW_last|| over linear/conv layers. */
 function weightGradientRatio(layers: readonly Layer[], reports: readonly LayerReport[]): number | null {

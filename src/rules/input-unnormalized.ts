@@ -50,7 +50,7 @@ export const inputUnnormalized: Rule = {
         ruleId: "input.unnormalized", category: "input.unnormalized" as const, severity: "warning" as const, tensor: s.name,
         message: `Input ${s.name} (${s.samples} samples${s.normalized ? `, after the model's own ${s.preprocessing?.description.replace(/^the model applies /, "")}` : ""}) is not normalized: ${problems.join("; ")} (${shown.join("; ")}). Unnormalized inputs stretch the cost surface into a narrow valley, so gradient descent needs a small learning rate and zig-zags.`,
         evidence: { features: s.features, samples: s.samples, worstMean: view.mean[worst[0]] ?? null, worstStd: view.std[worst[0]] ?? null },
-        fix: `Standardize each ${unit(s)} with statistics of the training set, x = (x - mean) / std (the seed: mu = mean(x), x -= mu; sigma^2 = mean(x^2), x /= sigma), and apply the same mean and std at inference; for images, per-channel mean/std (e.g. torchvision.transforms.Normalize). Or put the normalization inside the model.`,
+        fix: `Standardize each ${unit(s)} with statistics of the training set, x = (x - mean) / std (mu = mean(x), x -= mu; sigma^2 = mean(x^2), x /= sigma), and apply the same mean and std at inference; for images, per-channel mean/std (e.g. torchvision.transforms.Normalize). Or put the normalization inside the model.`,
       }];
     }),
 };

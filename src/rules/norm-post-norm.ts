@@ -39,7 +39,7 @@ export const normPostNorm: Rule = {
             ? "Some blocks normalize before their branch (Pre-Norm) and some after the residual Add (Post-Norm)."
             : "No normalization was found at the start of the branches or after the residual Adds.";
       findings.push({
-        ruleId: "norm.post-norm/architecture", category: "norm.post-norm", severity: "info", layer: first.module, node: first.join.name,
+        ruleId: "norm.placement", category: "norm.placement", severity: "info", layer: first.module, node: first.join.name,
         message: `Architecture: ${s.text}. ${why}`,
         evidence: { transformerLayers: s.transformerLayers, postNormLayers: s.postNormLayers, preNormLayers: s.preNormLayers, dModel: s.dModel, placement: s.placement },
         fix: "Nothing to do; this describes the model.",

@@ -89,8 +89,16 @@ describe("onnx-doctor CLI", () => {
 
   it("rejects bad options and bad probe data with one line", () => {
     const bad = run("analyze", model("tanh_tiny_init"), "--batch-size", "0");
-    assert.notEqual(bad.status, 0);
+    assert.equal(bad.status, 2, "usage errors exit 2, findings exit 1");
     assert.match(bad.stderr, /must be a positive integer/);
+    assert.equal(run("analyze", model("tanh_tiny_init"), "--format", "xml").status, 2);
+    assert.equal(run("analyze", model("tanh_tiny_init"), "--bogus").status, 2);
+    assert.equal(run("--version").status, 0);
+    const labelsOnly = run("analyze", model("tanh_tiny_init"), "--labels", join(FIXTURES, "tanh_tiny_init.probe.npy"));
+    assert.equal(labelsOnly.status, 2);
+    assert.match(labelsOnly.stderr, /--labels needs --input/);
+    const labelsIgnored = run("analyze", model("tanh_tiny_init"), "--loss", "none", "--labels", join(FIXTURES, "tanh_tiny_init.probe.npy"));
+    assert.match(labelsIgnored.stderr, /--labels is used only by --loss ce or mse/);
     const wrongShape = run("analyze", model("resnet_bn"), "--input", join(FIXTURES, "tanh_tiny_init.probe.npy"));
     assert.equal(wrongShape.status, 2);
     assert.match(wrongShape.stderr, /^onnx-doctor: probe\.input: tanh_tiny_init\.probe\.npy: "input" has shape \[16,128\] but the model expects rank 4/);

@@ -105,6 +105,18 @@ describe("gradient probe", () => {
     assert.ok((f.evidence.ratio as number) > 70);
   });
 
+  it("catches the tiny-init tanh MLP that AutoTrainer's weight-gradient ratio misses, and names the init as the cause", async () => {
+    const rep = await analyze(join(FIXTURES, "tanh_tiny_init.onnx"), { inputFile: join(FIXTURES, "tanh_tiny_init.probe.npy") });
+    const f = rep.findings.find((x) => x.category === "gradient.vanishing");
+    assert.ok(f, rep.findings.map((x) => x.category).join(", "));
+    assert.ok((f.evidence.ratio as number) < 1e-6, String(f.evidence.ratio));
+    // dW = x^T g: activations shrink forward as fast as g shrinks backward, so ||dW_first|| / ||dW_last||
+    // stays near 1, inside AutoTrainer's [1e-3, 70] band: it would report nothing.
+    const w = f.evidence.weightGradientRatio as number;
+    assert.ok(w > 1e-3 && w < 70, String(w));
+    assert.match(f.fix, /initialised too small \(median weight std 0\.11\dx the Xavier std\)/);
+  });
+
   it("stops gradients at an op without a rule and says so, never reporting a partial gradient", async () => {
     const path = mlpWith("CumSum", "cumsum.onnx");
     const rep = await analyze(path, { batchSize: 4 });

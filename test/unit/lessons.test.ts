@@ -144,7 +144,7 @@ describe("lesson checks on real models", () => {
     ]);
     assert.ok(a.norms.filter((n) => n.kind === "layer").every((n) => n.form === "decomposed" && n.label === "decomposed LayerNorm"));
     assert.equal(a.norms.filter((n) => n.kind === "layer").length, 8);
-    const info = r.findings.find((f) => f.ruleId === "norm.post-norm/architecture")!;
+    const info = r.findings.find((f) => f.ruleId === "norm.placement")!;
     assert.equal(info.severity, "info");
     assert.match(info.message, /4 Post-Norm transformer layers \(4 attention \+ 4 feed-forward residual blocks, decomposed LayerNorm\), d_model 16/);
     assert.deepEqual(r.findings.filter((f) => f.severity !== "info").map((f) => f.ruleId), []);
