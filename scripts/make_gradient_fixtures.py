@@ -20,11 +20,18 @@ Fixtures whose model already lives in test/fixtures/models/ (sigmoid_deep, relu_
 resnet_bn) are rebuilt from make_fixtures.py's seeds, checked to be bit-identical to the
 committed ONNX initializers, and only get a <stem>.gradients.json pointing at those files.
 
-Deterministic: every seed is fixed and torch runs single-threaded.
+Deterministic: every seed is fixed and torch runs single-threaded. Stems given as arguments
+regenerate only those fixtures.
+
+The recurrent fixtures (lstm_2layer, gru_bidir, lstm_bidir_2layer) report one entry per ONNX
+LSTM/GRU node: torch's gradient of each layer's output sequence comes from one-layer copies of the
+multi-layer module (same weights, checked to give the same output), since nn.LSTM does not expose
+its inner layers' outputs.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
@@ -144,6 +151,42 @@ class TinyTransformer(nn.Module):
         return self.head(self.norm(x).mean(dim=1))
 
 
+class RecurrentClassifier(nn.Module):
+    """A batch-first nn.LSTM or nn.GRU, then a Linear classifier on the mean of its output
+    sequence, optionally joined by the last layer's final hidden state h_n (the ONNX Y_h output)
+    and cell state c_n (Y_c)."""
+
+    def __init__(self, rnn, use_h=False, use_c=False):
+        super().__init__()
+        self.rnn = rnn
+        self.use_h, self.use_c = use_h, use_c
+        nd = 2 if rnn.bidirectional else 1
+        width = nd * rnn.hidden_size
+        self.fc = nn.Linear(width * (1 + use_h + use_c), CLASSES)
+
+    def features(self, output, h_n, c_n):
+        nd = 2 if self.rnn.bidirectional else 1
+        last = lambda s: s[-nd:].transpose(0, 1).reshape(s.shape[1], -1)  # noqa: E731
+        parts = [output.mean(dim=1)]
+        if self.use_h:
+            parts.append(last(h_n))
+        if self.use_c:
+            parts.append(last(c_n))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    def forward(self, x):
+        output, state = self.rnn(x)
+        h_n, c_n = state if isinstance(self.rnn, nn.LSTM) else (state, None)
+        return self.fc(self.features(output, h_n, c_n))
+
+
+def build_recurrent(cls, input_size, hidden, layers, bidirectional, use_h=False, use_c=False):
+    def build():
+        rnn = cls(input_size, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional)
+        return RecurrentClassifier(rnn, use_h, use_c)
+    return build
+
+
 def perturb_norms(model, seed):
     """LayerNorm/BatchNorm affine parameters away from 1/0, so their gradients are not trivial."""
     g = torch.Generator().manual_seed(seed)
@@ -197,6 +240,19 @@ FIXTURES = [
          "decomposed into primitive ops and Unsqueeze/ReduceMean take attribute axes"),
     dict(stem="transformer_prenorm_deep", seed=204, build=build_transformer(6, True), input=("ids", [8]), opset=17, **HEALTHY,
          description="6 pre-norm encoder layers: healthy deep control for the gradient rules"),
+    # Recurrent (ONNX LSTM/GRU ops; exported with constant folding so W/R/B are initializers).
+    dict(stem="lstm_2layer", seed=205, build=build_recurrent(nn.LSTM, 8, 16, 2, False, use_h=True), input=("normal", [12, 8]),
+         opset=17, recurrent=True, **HEALTHY,
+         description="2-layer nn.LSTM (hidden 16, batch_first), Linear on the mean over 12 steps and h_n: "
+         "two forward LSTM ops, gradients from Y and Y_h"),
+    dict(stem="gru_bidir", seed=206, build=build_recurrent(nn.GRU, 8, 12, 1, True, use_h=True), input=("normal", [10, 8]),
+         opset=14, recurrent=True, **HEALTHY,
+         description="bidirectional nn.GRU (hidden 12, linear_before_reset 1), Linear on the mean over 10 steps and "
+         "both directions' h_n; opset 14"),
+    dict(stem="lstm_bidir_2layer", seed=207, build=build_recurrent(nn.LSTM, 6, 10, 2, True, use_c=True), input=("normal", [9, 6]),
+         opset=17, recurrent=True, **HEALTHY,
+         description="2-layer bidirectional nn.LSTM (hidden 10), Linear on the mean over 9 steps and the last "
+         "layer's c_n: gradients from Y and Y_c"),
 ]
 
 
@@ -205,12 +261,12 @@ FIXTURES = [
 # --------------------------------------------------------------------------
 
 
-def export(model, example, opset):
+def export(model, example, opset, fold=False):
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, example, buf, opset_version=opset, do_constant_folding=False,
+            model, example, buf, opset_version=opset, do_constant_folding=fold,
             training=torch.onnx.TrainingMode.PRESERVE, input_names=["input"], output_names=["output"],
             dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
         )
@@ -299,6 +355,65 @@ def torch_gradients(model, probe, labels, loss):
     return float(value), result
 
 
+def single_layers(rnn):
+    """The layers of a multi-layer nn.LSTM/nn.GRU as separate one-layer modules with the same
+    weights, so each layer's output sequence is a tensor autograd can report the gradient of."""
+    nd = 2 if rnn.bidirectional else 1
+    layers = []
+    for k in range(rnn.num_layers):
+        m = type(rnn)(rnn.input_size if k == 0 else nd * rnn.hidden_size, rnn.hidden_size, num_layers=1,
+                      batch_first=rnn.batch_first, bidirectional=rnn.bidirectional).double()
+        with torch.no_grad():
+            for suffix in ["", "_reverse"][:nd]:
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(m, f"{name}_l0{suffix}").copy_(getattr(rnn, f"{name}_l{k}{suffix}"))
+        layers.append(m)
+    return layers
+
+
+def recurrent_gradients(model, onnx_model, probe, labels, loss):
+    """Per recurrent layer (one ONNX LSTM/GRU node each) and for the Linear head: torch autograd
+    l2 of d loss / d output (the layer's whole output sequence, which is the ONNX Y) and of
+    d loss / d W (ONNX W stacks weight_ih of both directions in gate order iofc/zrh, a permutation
+    of torch's rows, so the l2 is the same), in float64."""
+    model = model.double()
+    rnn = model.rnn
+    layers = single_layers(rnn)
+    x = probe.double()
+    out, outs, hs, cs = x, [], [], []
+    for m in layers:
+        out, state = m(out)
+        out.retain_grad()
+        outs.append(out)
+        h, c = state if isinstance(m, nn.LSTM) else (state, None)
+        hs.append(h)
+        cs.append(c)
+    h_n = torch.cat(hs)
+    c_n = torch.cat(cs) if isinstance(rnn, nn.LSTM) else None
+    with torch.no_grad():
+        ref, _ = rnn(x)
+        if not torch.allclose(ref, out, atol=1e-12):
+            raise RuntimeError("the one-layer copies do not reproduce the multi-layer module")
+    y = model.fc(model.features(out, h_n, c_n))
+    y.retain_grad()
+    value = F.cross_entropy(y, labels) if loss == "ce" else (y ** 2).mean()
+    value.backward()
+    op = "LSTM" if isinstance(rnn, nn.LSTM) else "GRU"
+    nodes = [n for n in onnx_model.graph.node if n.op_type == op]
+    if len(nodes) != len(layers):
+        raise RuntimeError(f"expected {len(layers)} {op} nodes, got {[n.name for n in nodes]}")
+    entries = []
+    for k, (m, node) in enumerate(zip(layers, nodes)):
+        suffixes = ["", "_reverse"][:2 if rnn.bidirectional else 1]
+        weight = math.sqrt(sum(float(getattr(m, f"weight_ih_l0{s}").grad.norm()) ** 2 for s in suffixes))
+        entries.append(dict(module=f"rnn.layer{k}", onnxNode=node.name, onnxTensor=node.output[0],
+                            outputGradL2=float(outs[k].grad.norm()), weightGradL2=weight))
+    fc_node, fc_tensor = layer_nodes(onnx_model, "fc", model.fc)
+    entries.append(dict(module="fc", onnxNode=fc_node.name, onnxTensor=fc_tensor,
+                        outputGradL2=float(y.grad.norm()), weightGradL2=float(model.fc.weight.grad.norm())))
+    return float(value), entries
+
+
 def existing_spec(stem):
     spec = next(s for s in mf.FIXTURES if s["stem"] == stem)
     torch.manual_seed(spec["seed"])
@@ -336,7 +451,7 @@ def make(spec):
             probe_np = rng.standard_normal((PROBE_BATCH, *shape)).astype(np.float32)
         probe = torch.from_numpy(probe_np)
         opset = spec["opset"]
-        onnx_model = export(model, probe[:2].clone(), opset)
+        onnx_model = export(model, probe[:2].clone(), opset, fold=spec.get("recurrent", False))
         model_file, probe_file = f"{stem}.onnx", f"{stem}.probe.npy"
         with open(os.path.join(OUT_DIR, model_file), "wb") as f:
             f.write(onnx_model.SerializeToString())
@@ -348,6 +463,10 @@ def make(spec):
 
     losses = {}
     for loss in ("ce", "mse"):
+        if spec.get("recurrent"):
+            value, entries = recurrent_gradients(copy.deepcopy(model), onnx_model, probe, labels, loss)
+            losses[loss] = dict(value=value, layers=entries)
+            continue
         value, grads = torch_gradients(model, probe, labels, loss)
         entries = []
         for name, mod in model.named_modules():
@@ -385,8 +504,10 @@ def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     os.makedirs(OUT_DIR, exist_ok=True)
+    only = set(sys.argv[1:])
     for spec in FIXTURES:
-        make(spec)
+        if not only or spec["stem"] in only:
+            make(spec)
     return 0
 
 

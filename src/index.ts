@@ -1,5 +1,6 @@
 import { analyzeArchitecture } from "./graph/architecture";
 import { GraphIndex } from "./graph/index";
+import { inlineTakenBranches } from "./instrument/inline-branches";
 import { findLayers, type Layer } from "./graph/layers";
 import { DoctorError, oneLine } from "./onnx/errors";
 import { isFloat } from "./onnx/dtype";
@@ -67,17 +68,20 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
       plan = planProbe(model, options);
       const { loss, skipped } = chooseLoss(model, options.loss, options.labelsFile);
       if (skipped) gradientError = skipped;
+      // The If branches the probe inputs take, inlined once: the probe runs that graph, and the
+      // backward graph must be built on it (an If hides the tensors its branches read).
+      const inlined = await inlineTakenBranches(model, plan, options.intraOpThreads ?? hooks.intraOpThreads);
       if (loss !== "none") {
         hooks.progress?.(0, "building the backward graph");
         try {
-          gradientProbe = await GradientProbe.prepare(model, layers, plan, { loss, labelsFile: options.labelsFile, intraOpThreads: options.intraOpThreads ?? hooks.intraOpThreads });
+          gradientProbe = await GradientProbe.prepare(inlined.model, layers, plan, { loss, labelsFile: options.labelsFile, intraOpThreads: options.intraOpThreads ?? hooks.intraOpThreads, scopes: inlined.scopes });
         } catch (e) {
           if (e instanceof DoctorError && (e.code === "cancelled" || e.code === "probe.input")) throw e;
           gradientError = oneLine(e);
         }
       }
       probe = await runProbe(model, layers, plan, {
-        ...hooks, intraOpThreads: options.intraOpThreads ?? hooks.intraOpThreads,
+        ...hooks, intraOpThreads: options.intraOpThreads ?? hooks.intraOpThreads, inlined,
         extensions: [...(hooks.extensions ?? []), ...(gradientProbe ? [gradientProbe] : []), ...(bnProbe.size ? [bnProbe] : [])],
       });
       gradients = gradientProbe?.summary();
@@ -115,22 +119,24 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
     }
   }
 
-  let gradientCoverage = probe ? coverageReport(gradients, gradientError) : undefined;
+  const gradientCoverage = probe ? coverageReport(gradients, gradientError) : undefined;
   findings.push(...coverageFindings(gradientCoverage));
-  // Exactly zero gradients in every layer mean the backward graph lost the path to the output
-  // (seen on Silero's transformer); withhold them rather than show a wrong "all zero".
+  // Exactly zero gradients in every layer: the backward graph follows every path to the loss
+  // (subgraph reads included, ops without a rule reported), so this is the true gradient. Say why
+  // when the paths pass through zero-derivative ops (Round, ArgMax, a comparison).
   const withGradient = reports.filter((r) => r.gradient);
-  if (gradientCoverage && withGradient.length > 0 && withGradient.every((r) => r.gradient!.l2 === 0)) {
-    for (const r of withGradient) {
-      delete r.gradient;
-      if (r.weight) delete r.weight.gradient;
-    }
-    gradientCoverage = { ...gradientCoverage, supported: 0 };
+  if (gradientCoverage && withGradient.length > 0 && withGradient.every((r) => r.gradient!.l2 === 0 && (r.weight?.gradient?.l2 ?? 0) === 0)) {
+    const cuts = gradientProbe?.zeroCuts ?? [];
+    const named = [...new Map(cuts.map((c) => [c.op, c])).values()].map((c) => `${c.op} (${c.node})`);
     findings.push({
-      ruleId: "model.unsupported/gradient-zero", category: "model.unsupported", severity: "info",
-      message: `Every layer's gradient came out exactly zero, which means the generated backward graph misses the path from the output to the layers; gradient statistics are withheld for this model.`,
-      evidence: { layers: withGradient.length },
-      fix: "Nothing to change in the model; this is a gap in the engine's backward graph (please report it). --loss none skips gradients.",
+      ruleId: "gradient.vanishing/zero", category: "gradient.vanishing", severity: "info",
+      message: named.length
+        ? `Every layer's gradient is exactly zero: the loss reaches the layers only through ${named.slice(0, 4).join(", ")}${named.length > 4 ? ", ..." : ""}, whose derivative is zero (piecewise constant or integer-valued), so gradient descent cannot change these weights through the model's output.`
+        : `Every layer's gradient is exactly zero on the probe (for instance, every unit feeding the output is an inactive ReLU), so gradient descent cannot change these weights from these inputs.`,
+      evidence: { layers: withGradient.length, zeroDerivativeOps: [...new Set(cuts.map((c) => c.op))].join(", ") },
+      fix: named.length
+        ? "Train through a differentiable surrogate of that op (logits before ArgMax, a sigmoid before a threshold) and apply the step function only at inference; onnx-doctor gradcheck confirms the zero with finite differences."
+        : "Check the inputs and the activations feeding the output; onnx-doctor gradcheck confirms the zero with finite differences.",
     });
   }
   const ctx: RuleContext = {

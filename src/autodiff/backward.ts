@@ -1,4 +1,5 @@
 import { isFloat, type DType } from "../onnx/dtype";
+import type { GraphProto } from "../onnx/gen/onnx_pb";
 import { defaultOpset, type GraphNode, type Model } from "../onnx/model";
 import type { FloatType, GradEmitter } from "./emit";
 import { VJP_RULES, VjpUnsupported, type VjpArgs } from "./rules";
@@ -21,6 +22,13 @@ export type Gradient = string | 0 | null;
 export interface Backward {
   grad(tensor: string): Gradient;
   readonly unsupported: readonly UnsupportedOp[];
+  /**
+   * Nodes where a dependence of the loss on the targets has an exactly zero derivative: rules
+   * that return no gradient (Floor, Round, Sign, ...) and ops whose outputs are not float
+   * (ArgMax, comparisons, a Cast to an integer type) on a path to the loss. Shape and Size are
+   * left out (the shape of a tensor is not a function of its values).
+   */
+  readonly zeroCuts: readonly { op: string; node: string }[];
   /** Nodes differentiated (for the report and the tests). */
   readonly differentiated: number;
 }
@@ -42,17 +50,38 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
   const dtype = (t: string): DType | undefined => info.dtypes.get(t);
   const isFloatTensor = (t: string): boolean => !!t && isFloat(dtype(t) ?? "unsupported");
 
+  // A node's inputs include the outer-scope tensors its subgraphs read (an If branch that only
+  // returns Squeeze(x) has the condition as its one declared input): left out, the path through
+  // the If would vanish and everything upstream would read an exactly zero gradient.
+  const inputsOf = new Map<GraphNode, readonly string[]>(model.nodes.map((n) => {
+    const implicit = capturedInputs(n);
+    return [n, implicit.length ? [...n.inputs, ...implicit.filter((x) => !n.inputs.includes(x))] : n.inputs];
+  }));
+  const allInputs = (n: GraphNode): readonly string[] => inputsOf.get(n) ?? n.inputs;
+
   // Tensors that reach the loss through float edges, and tensors that depend on a target.
   const up = new Set<string>([...seeds.keys()]);
   for (let i = model.nodes.length - 1; i >= 0; i--) {
     const n = model.nodes[i];
-    if (n.outputs.some((o) => up.has(o))) for (const x of n.inputs) if (isFloatTensor(x)) up.add(x);
+    if (n.outputs.some((o) => up.has(o))) for (const x of allInputs(n)) if (isFloatTensor(x)) up.add(x);
   }
   const down = new Set<string>(targets);
   for (const n of model.nodes) {
-    if (n.inputs.some((x) => down.has(x))) for (const o of n.outputs) if (isFloatTensor(o)) down.add(o);
+    if (allInputs(n).some((x) => down.has(x))) for (const o of n.outputs) if (isFloatTensor(o)) down.add(o);
   }
   const active = (t: string): boolean => !!t && up.has(t) && down.has(t);
+
+  // Where the targets influence the loss only through non-float tensors.
+  const zeroCuts: { op: string; node: string }[] = [];
+  const upAny = new Set<string>([...seeds.keys()]);
+  for (let i = model.nodes.length - 1; i >= 0; i--) {
+    const n = model.nodes[i];
+    if (n.outputs.some((o) => upAny.has(o))) for (const x of allInputs(n)) if (x) upAny.add(x);
+  }
+  for (const n of model.nodes) {
+    if (n.opType === "Shape" || n.opType === "Size" || !allInputs(n).some((x) => down.has(x))) continue;
+    if (n.outputs.some((o) => o && !isFloatTensor(o) && upAny.has(o))) zeroCuts.push({ op: n.opType, node: n.name });
+  }
 
   const contributions = new Map<string, string[]>();
   const summed = new Map<string, string>();
@@ -97,7 +126,7 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
   for (let i = model.nodes.length - 1; i >= 0; i--) {
     const n = model.nodes[i];
     if (!n.outputs.some(active)) continue;
-    const activeInputs = n.inputs.filter(active);
+    const activeInputs = allInputs(n).filter(active);
     if (activeInputs.length === 0) continue;
     if (n.outputs.some((o) => active(o) && poisoned.has(o))) {
       for (const x of activeInputs) poisoned.add(x);
@@ -106,15 +135,18 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
     const gy = n.outputs.map((o) => (active(o) ? total(o) : undefined));
     if (gy.every((g) => g === undefined)) continue;
     const rule = n.domain === "" || n.domain === "ai.onnx" ? VJP_RULES[n.opType] : undefined;
-    if (!rule) {
-      refuse(n, n.domain && n.domain !== "ai.onnx" ? `no gradient rule for ${n.domain}.${n.opType}` : `no gradient rule for ${n.opType}`, activeInputs);
+    const captured = activeInputs.filter((x) => !n.inputs.includes(x));
+    if (!rule || captured.length) {
+      const subgraph = captured.length ? ` (its subgraph reads ${captured.slice(0, 3).join(", ")}${captured.length > 3 ? ", ..." : ""} from the outer graph; no rule differentiates through subgraphs)` : "";
+      refuse(n, `${n.domain && n.domain !== "ai.onnx" ? `no gradient rule for ${n.domain}.${n.opType}` : `no gradient rule for ${n.opType}`}${subgraph}`, activeInputs);
       continue;
     }
     if (opset < MIN_OPSET) {
       refuse(n, `gradients need opset ${MIN_OPSET} or later (the model uses ${opset})`, activeInputs);
       continue;
     }
-    const ftRaw = dtype(n.outputs[0]);
+    // The first output that exists: an LSTM/GRU/RNN may leave Y unnamed and return only Y_h.
+    const ftRaw = dtype(n.outputs.find((o) => o) ?? "");
     if (ftRaw !== "float32" && ftRaw !== "float64") {
       refuse(n, `gradients of ${ftRaw ?? "untyped"} tensors are not supported (float32 and float64 are)`, activeInputs);
       continue;
@@ -142,6 +174,9 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
       continue;
     }
     differentiated++;
+    // A rule that returns no gradient for any input it could differentiate: a zero derivative.
+    const differentiable = n.inputs.map((x, k) => active(x) && !held(k));
+    if (differentiable.some(Boolean) && !differentiable.some((d, k) => d && result[k] !== undefined)) zeroCuts.push({ op: n.opType, node: n.name });
     n.inputs.forEach((x, k) => {
       const g = result[k];
       if (!active(x) || held(k) || g === undefined) return;
@@ -152,10 +187,30 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
 
   return {
     unsupported,
+    zeroCuts,
     differentiated,
     grad: (t) => {
       if (poisoned.has(t)) return null;
       return total(t) ?? 0;
     },
   };
+}
+
+/**
+ * Outer-scope tensors read inside a node's subgraphs (If branches, Loop and Scan bodies, nested
+ * ones included): names a subgraph uses but neither declares as an input or initializer nor
+ * computes itself.
+ */
+export function capturedInputs(n: GraphNode): string[] {
+  const out = new Set<string>();
+  const visit = (g: GraphProto, outerDefined: ReadonlySet<string>): void => {
+    const defined = new Set<string>([...outerDefined, ...g.input.map((v) => v.name), ...g.initializer.map((t) => t.name)]);
+    for (const sub of g.node) {
+      for (const x of sub.input) if (x && !defined.has(x)) out.add(x);
+      for (const a of sub.attribute) for (const body of [...(a.g ? [a.g] : []), ...a.graphs]) visit(body, defined);
+      for (const o of sub.output) if (o) defined.add(o);
+    }
+  };
+  for (const a of n.attrs.values()) for (const body of [...(a.g ? [a.g] : []), ...a.graphs]) visit(body, new Set());
+  return [...out];
 }

@@ -10,9 +10,9 @@ import type { FloatType } from "./emit";
 import { tensorValueInfo } from "../onnx/value-info";
 
 /**
- * A copy of the model for gradient checking: every float initializer and Constant-node tensor
- * becomes a plain graph input (with its value returned for feeding), so a perturbed copy can be
- * fed in its place (onnxruntime-node ignores feeds for initializers, even ones listed as inputs);
+ * A copy of the model for gradient checking: every float initializer becomes a plain graph
+ * input (with its value returned for feeding), so a perturbed copy can be fed in its place
+ * (onnxruntime-node ignores feeds for initializers, even ones listed as inputs);
  * with `float64`, every float32 tensor, Cast target and declared type becomes double (the seed's
  * gradient check assumes double precision). External data is inlined.
  */
@@ -36,16 +36,9 @@ export function checkableModel(model: Model, precision: FloatType): { bytes: Uin
     if ((t.dataType === DT.FLOAT || t.dataType === DT.DOUBLE) && c) addParam(t.name, c.dims, c.values(), t.dataType);
     else initializers.push(t);
   }
-  const nodes: NodeProto[] = [];
-  for (const n of graph.node) {
-    const value = n.opType === "Constant" ? n.attribute.find((a) => a.name === "value")?.t : undefined;
-    const c = n.output[0] ? model.constants.get(n.output[0]) : undefined;
-    if (value && c && (value.dataType === DT.FLOAT || value.dataType === DT.DOUBLE)) {
-      addParam(n.output[0], c.dims, c.values(), value.dataType);
-      continue;
-    }
-    nodes.push(toDouble ? doubleNode(n) : n);
-  }
+  // Constant nodes stay nodes (turned to double with the rest): an STFT basis, a LayerNorm
+  // epsilon or a 1/sqrt(d) scale is part of the function, not a parameter to check.
+  const nodes = toDouble ? graph.node.map(doubleNode) : graph.node;
   const io = (v: ValueInfoProto): ValueInfoProto => (toDouble ? doubleValueInfo(v) : v);
   const copy = create(ModelProtoSchema, {
     ...model.proto,

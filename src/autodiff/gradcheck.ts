@@ -9,13 +9,15 @@ import { planProbe } from "../probe/inputs";
 import { parseNpy } from "../probe/npy";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
 import { Random } from "../stats/random";
-import type { UnsupportedOp } from "./backward";
+import { inlineTakenBranches } from "../instrument/inline-branches";
+import { TensorProto_DataType as DT, type ValueInfoProto } from "../onnx/gen/onnx_pb";
+import { tensorValueInfo } from "../onnx/value-info";
+import { buildBackward, capturedInputs, type UnsupportedOp } from "./backward";
 import { checkableModel } from "./check-model";
-import type { FloatType } from "./emit";
-import { buildGradientGraph } from "./graph";
+import { GradEmitter, onnxFloat, type FloatType } from "./emit";
 import { VJP_RULES } from "./rules";
-import { lossDefinition, TargetFeeder, type LossName } from "./loss";
-import { probeTensorInfo } from "./shapes";
+import { emitLoss, lossDefinition, TargetFeeder, type LossName } from "./loss";
+import { probeTensorInfo, type TensorInfo } from "./shapes";
 
 export type Grade = "good" | "look closer" | "wrong";
 
@@ -40,9 +42,12 @@ export interface TensorCheck {
   /** ||analytic - numeric|| / (||analytic|| + ||numeric||) over the checked elements. */
   readonly difference: number;
   /**
-   * What finite differences can resolve here: ||D(eps) - D(2 eps)|| on the same scale. Tiny
-   * gradients (a vanishing layer) drown in rounding; a difference within 3x of this is not evidence
-   * of a wrong derivative.
+   * What the comparison can resolve here, on the same scale as `difference`: the finite
+   * differences' own error (||D(eps) - D(2 eps)||, at least the rounding of the outputs) and the
+   * backward graph's rounding noise (how far the analytic gradient moves when the loss gradient is
+   * jittered by a few ulps), combined in quadrature. Tiny gradients (a vanishing layer) drown in
+   * rounding, and a true zero computed in float32 comes out as noise; a difference within 3x of
+   * this is not evidence of a wrong derivative.
    */
   readonly resolution: number;
   readonly analyticNorm: number;
@@ -60,7 +65,10 @@ export interface GradcheckResult {
   readonly loss: { name: LossName; definition: string; value: number };
   readonly checks: readonly TensorCheck[];
   readonly unsupported: readonly UnsupportedOp[];
-  /** Float tensors not checked because they are not learned (BatchNorm running statistics, exponents). */
+  /**
+   * Float initializers not checked because they are not learned: BatchNorm running statistics,
+   * exponents, and initializers from which no float path leads to an output (unused, shape-only).
+   */
   readonly constants: readonly string[];
   readonly warnings: readonly string[];
   readonly seconds: number;
@@ -71,6 +79,8 @@ export interface GradcheckOptions {
   feeds: Record<string, HostTensor>;
   loss?: LossName;
   labels?: HostTensor;
+  /** Where the labels came from, for the loss definition in the report. */
+  labelsName?: string;
   /** Elements checked per tensor (a seeded random subset); Infinity checks all. */
   samples?: number;
   precision?: "auto" | FloatType;
@@ -82,16 +92,27 @@ export interface GradcheckOptions {
   /** Go on although Dropout runs in training mode (the result is then meaningless). */
   allowTrainingDropout?: boolean;
   intraOpThreads?: number;
+  /** Called as the check goes: fraction done (0..1) and what it is doing. */
+  progress?: (fraction: number, message: string) => void;
 }
+
+/** Finite-difference runs per checked element: the loss at θ ± ε and at θ ± 2ε. */
+const RUNS_PER_ELEMENT = 4;
 
 /**
  * Gradient checking (the seed, "梯度检验"): compares the backward graph's gradient with central
  * differences (J(θ+ε) - J(θ-ε)) / 2ε through onnxruntime, on a random subset of every parameter
  * tensor and input, and grades the relative difference. Runs in float64 when onnxruntime has
  * double kernels for every op of the model, else in float32, and says which.
+ *
+ * Parameters are the trainable float initializers; Constant-node tensors (an STFT basis, a
+ * LayerNorm epsilon, a 1/sqrt(d) scale), shape tensors and initializers that no differentiable
+ * path leads from to the loss are not. The If branches the inputs take are inlined first, as the
+ * probe does, so that gradients through them exist.
  */
 export async function gradcheck(model: Model, options: GradcheckOptions): Promise<GradcheckResult> {
   const started = performance.now();
+  const progress = options.progress ?? ((): void => undefined);
   const warnings: string[] = [];
   const dropout = trainingDropout(model);
   if (dropout.length) {
@@ -99,6 +120,11 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
     if (!options.allowTrainingDropout) throw new DoctorError("model.unsupported", text);
     warnings.push(text);
   }
+  const inlined = await inlineTakenBranches(model, { batches: 1, feeds: () => ({ ...options.feeds }) }, options.intraOpThreads);
+  if (inlined.taken.length) {
+    warnings.push(`If nodes replaced by the branch these inputs take (${inlined.taken.join(", ")}), as the probe does; a perturbation that flips a condition is not followed.`);
+  }
+  model = inlined.model;
   const loss = options.loss ?? "random";
   const seed = options.seed ?? 0;
   const samples = options.samples ?? 8;
@@ -106,6 +132,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
   let precisionNote = "";
   let prepared: Prepared | undefined;
   if (precision === "float64") {
+    progress(0, "building the float64 copy and its backward graph");
     try {
       prepared = await prepare(model, "float64", options, loss);
       precisionNote = "float64: onnxruntime has double kernels for every op of this model";
@@ -115,21 +142,53 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
       precisionNote = `float32: the float64 copy does not run (${oneLine(e).slice(0, 160)})`;
     }
   }
+  if (!prepared) progress(0, "building the backward graph (float32)");
   prepared ??= await prepare(model, "float32", options, loss);
   if (!precisionNote) precisionNote = "float32, as requested";
   const tol = TOLERANCES[precision];
   const epsilon = (typeof options.epsilon === "number" ? options.epsilon : options.epsilon?.[precision]) ?? tol.epsilon;
-  const { session, feeds, grads, lossValue, params, unsupported } = prepared;
+  const { gradSession, lossSession, feeds, grads, lossValue, lossScale, params, unsupported } = prepared;
+  const lossFeeds = Object.fromEntries(Object.entries(feeds).filter(([name]) => !prepared.jitter.has(name)));
 
+  let released = false;
   try {
-    const base = await session.run(feeds, [lossValue, ...[...grads.values()].filter((g): g is string => typeof g === "string")]);
+    const fetched = [...new Set([...grads.values()].filter((g): g is string => typeof g === "string"))];
+    progress(0, "running the backward graph");
+    const base = await gradSession.run(feeds, [lossValue, lossScale, ...fetched]);
+    // The same backward graph with the loss gradient jittered at rounding level (each element
+    // times 1 + r·16u): the gradient is linear in it, so what moves by more than that is rounding.
+    // A true gradient of zero, cancelled to rounding noise and amplified by an exploding
+    // backward pass (light_resnet50), shows up here as noise as large as the gradient itself.
+    const jitterFeeds: Record<string, HostTensor> = { ...feeds };
+    const jitterRandom = new Random(seed + 29);
+    const u = precision === "float64" ? 2 ** -53 : 2 ** -24;
+    for (const [name, t] of prepared.jitter) {
+      const data = t.dtype === "float64" ? new Float64Array(t.data.length) : new Float32Array(t.data.length);
+      const unit = t.dtype === "float64" ? 2 ** -53 : 2 ** -24;
+      for (let i = 0; i < data.length; i++) data[i] = 1 + 16 * unit * (2 * jitterRandom.uniform() - 1);
+      jitterFeeds[name] = { ...t, data };
+    }
+    const jittered = fetched.length ? await gradSession.run(jitterFeeds, fetched) : {};
+    // The finite differences need only the forward session: free the backward graph's memory.
+    released = true;
+    await gradSession.release();
     const layerOf = layerNames(model);
     const baseLoss = Number(base[lossValue].data[0]);
+    // Rounding of the model outputs bounds what a difference of two losses can resolve: outputs
+    // that moved by less than half an ulp come out bit-identical (an exact 0), so each loss is
+    // uncertain by about u·sqrt(Σ (∂L/∂y · y)^2) (one rounding per output, random signs); the loss
+    // itself is summed in float64.
+    const scale = Math.sqrt(Math.abs(Number(base[lossScale].data[0])));
     const random = new Random(seed + 17);
     const checks: TensorCheck[] = [];
     const wanted = options.tensors ? new Set(options.tensors) : undefined;
-    for (const [tensor, g] of grads) {
-      if (wanted && !wanted.has(tensor)) continue;
+    const todo = [...grads].filter(([tensor]) => !wanted || wanted.has(tensor));
+    const picked = new Map(todo.map(([tensor, g]) => [tensor, g === null ? [] : pick(feeds[tensor].data.length, samples, random)]));
+    let totalRuns = [...picked.values()].reduce((a, p) => a + p.length * RUNS_PER_ELEMENT, 0);
+    let runs = 0;
+    let noisy = 0;
+    const refinedAway: string[] = [];
+    for (const [k, [tensor, g]] of todo.entries()) {
       const kind = params.includes(tensor) ? "parameter" : "input";
       const value = feeds[tensor];
       const size = value.data.length;
@@ -139,58 +198,103 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
         checks.push({ ...common, checked: 0, difference: NaN, resolution: NaN, analyticNorm: NaN, numericNorm: NaN, grade: "wrong", unavailable: `no gradient: ${blocking}` });
         continue;
       }
+      const picks = picked.get(tensor)!;
+      progress(totalRuns ? runs / totalRuns : 1, `tensor ${k + 1}/${todo.length}: ${tensor} (${picks.length} of ${size} elements, ${picks.length * RUNS_PER_ELEMENT} runs)`);
       const analytic = g === 0 ? undefined : base[g].data as Float32Array | Float64Array;
-      const picks = pick(size, samples, random);
-      let dd = 0, aa = 0, nn = 0, uu = 0;
+      const analyticJittered = g === 0 ? undefined : jittered[g].data as Float32Array | Float64Array;
+      // One copy per tensor, perturbed in place and restored.
+      const perturbed = (value.data as Float32Array | Float64Array).slice();
+      const lossWith = async (): Promise<number> => {
+        const r = await lossSession.run({ ...lossFeeds, [tensor]: { ...value, data: perturbed } }, [lossValue]);
+        runs++;
+        return Number(r[lossValue].data[0]);
+      };
       const derivative = async (i: number, h: number): Promise<number> => {
         const original = value.data[i] as number;
-        const perturbed = (value.data as Float32Array | Float64Array).slice();
         perturbed[i] = original + h;
-        const plus = await lossAt(session, feeds, tensor, perturbed, lossValue);
+        const plus = await lossWith();
         perturbed[i] = original - h;
-        const minus = await lossAt(session, feeds, tensor, perturbed, lossValue);
+        const minus = await lossWith();
+        perturbed[i] = original;
         // The step actually taken, after rounding to the tensor's precision.
         const step = value.dtype === "float32" ? Math.fround(original + h) - Math.fround(original - h) : 2 * h;
         return (plus - minus) / step;
       };
+      let dd = 0, aa = 0, nn = 0, uu = 0, jj = 0;
+      const numerics: number[] = [];
       for (const i of picks) {
         const numeric = await derivative(i, epsilon);
-        // The same difference with half and twice the step: their spread is the error of the
-        // finite difference itself (rounding ~1/epsilon, truncation ~epsilon^2, a ReLU/max kink
-        // crossed within the step).
-        // Rounding of the loss itself (computed in float64) bounds it from below.
-        const quantum = (2 * Math.abs(baseLoss) * 2 ** -52) / epsilon;
-        const uncertainty = Math.max(quantum, Math.abs(numeric - await derivative(i, 2 * epsilon)), Math.abs(numeric - await derivative(i, epsilon / 2)));
+        // The same difference with twice the step: the spread is the error of the finite
+        // difference itself (rounding ~1/epsilon, 3x the truncation ~epsilon^2, a ReLU/max kink
+        // crossed within the step). Rounding of the outputs and of the loss bounds it from below.
+        // (Richardson extrapolation of the two did not help on Silero: kinks, not curvature,
+        // limit float32 differences there.)
+        const quantum = (2 * u * scale + 2 * Math.abs(baseLoss) * 2 ** -52) / epsilon;
+        const fdError = Math.max(quantum, Math.abs(numeric - await derivative(i, 2 * epsilon)));
         const a = analytic ? analytic[i] : 0;
+        const noise = analytic && analyticJittered ? Math.abs(a - analyticJittered[i]) : 0;
+        numerics.push(numeric);
         dd += (a - numeric) ** 2;
         aa += a * a;
         nn += numeric * numeric;
-        uu += uncertainty * uncertainty;
+        uu += fdError * fdError + noise * noise;
+        jj += noise * noise;
       }
       const denominator = Math.sqrt(aa) + Math.sqrt(nn);
       const difference = denominator === 0 ? 0 : Math.sqrt(dd) / denominator;
-      const resolution = denominator === 0 ? 0 : Math.sqrt(uu) / denominator;
+      let resolution = denominator === 0 ? 0 : Math.sqrt(uu) / denominator;
+      let verdict = grade(difference, resolution, tol);
+      if (verdict === "wrong" && Number.isFinite(difference)) {
+        // Before calling the derivative wrong, a second opinion with a ten times smaller step: when
+        // the differences themselves move that much between steps (kinks of ReLU and max pooling
+        // crossed within ε, as in the first conv of mnist_cntk), the spread counts as their error
+        // too. A wrong backward graph disagrees with both steps alike and stays wrong.
+        const refined = picks.length * 2;
+        totalRuns += refined;
+        progress(runs / totalRuns, `tensor ${k + 1}/${todo.length}: ${tensor} again with step ${epsilon / 10} (${refined} runs)`);
+        for (const [j, i] of picks.entries()) uu += (numerics[j] - await derivative(i, epsilon / 10)) ** 2;
+        resolution = Math.sqrt(uu) / denominator;
+        verdict = grade(difference, resolution, tol);
+        if (verdict !== "wrong") refinedAway.push(tensor);
+      }
+      if (aa > 0 && Math.sqrt(jj) * 3 >= Math.sqrt(aa)) noisy++;
       checks.push({
         ...common, checked: picks.length, difference, resolution, analyticNorm: Math.sqrt(aa), numericNorm: Math.sqrt(nn),
-        grade: grade(difference, resolution, tol),
+        grade: verdict,
       });
+    }
+    progress(1, "done");
+    if (refinedAway.length) {
+      warnings.push(`The finite differences of ${refinedAway.join(", ")} changed beyond their own spread when the step went from ${epsilon} to ${epsilon / 10} (kinks crossed within the step, or curvature): that change counts in their resolution, so the mismatch there is not evidence of a wrong derivative.`);
+    }
+    if (noisy) {
+      warnings.push(`${noisy} of ${checks.length} tensors have a backward-graph gradient made of ${precision} rounding noise: jittering the loss gradient by a few ulps moves it by a third of its size or more. The true gradient is then below what ${precision} resolves (it cancels to zero along the way, e.g. every logit moving together before a softmax), and the finite differences say how small it is; such tensors grade "look closer", not "wrong".`);
     }
     return {
       precision, precisionNote, epsilon, tolerance: { good: tol.good, wrong: tol.wrong },
-      loss: { name: loss, definition: lossDefinition(loss, prepared.lossOutputs), value: Number(base[lossValue].data[0]) },
+      loss: { name: loss, definition: lossDefinition(loss, prepared.lossOutputs, options.labels ? options.labelsName ?? "the given labels" : undefined, prepared.softmaxOutput), value: baseLoss },
       checks, unsupported, constants: prepared.held, warnings, seconds: (performance.now() - started) / 1000,
     };
   } finally {
-    await session.release();
+    if (!released) await gradSession.release();
+    await lossSession.release();
   }
 }
 
 interface Prepared {
-  session: RuntimeSession;
+  /** Forward, loss and backward graph. */
+  gradSession: RuntimeSession;
+  /** Forward and loss only, for the finite differences (onnxruntime runs every node of a graph, fetched or not). */
+  lossSession: RuntimeSession;
   feeds: Record<string, HostTensor>;
+  /** Inputs multiplying the loss gradients (ones), by name, for the rounding-noise run. */
+  jitter: Map<string, HostTensor>;
   grads: Map<string, string | 0 | null>;
   lossValue: string;
+  /** Σ (∂L/∂y · y)^2 over the outputs the loss reads: the square of the scale of the loss's rounding. */
+  lossScale: string;
   lossOutputs: readonly string[];
+  softmaxOutput?: string;
   params: string[];
   held: string[];
   unsupported: readonly UnsupportedOp[];
@@ -198,23 +302,61 @@ interface Prepared {
 
 async function prepare(model: Model, precision: FloatType, options: GradcheckOptions, loss: LossName): Promise<Prepared> {
   const { bytes, params: paramValues } = checkableModel(model, precision);
-  const params = [...paramValues.keys()];
   const checkModel = loadModel(model.path, { bytes });
   const feeds: Record<string, HostTensor> = {};
   for (const [name, t] of Object.entries(options.feeds)) feeds[name] = precision === "float64" && t.dtype === "float32" ? { dtype: "float64", dims: t.dims, data: Float64Array.from(t.data as Float32Array) } : t;
   for (const [p, t] of paramValues) feeds[p] = t;
   const info = await probeTensorInfo(checkModel, feeds, options.intraOpThreads);
-  const floatInputs = checkModel.inputs.filter((i) => (i.dtype === "float32" || i.dtype === "float64") && !params.includes(i.name)).map((i) => i.name);
-  const held = params.filter((p) => heldOnly(checkModel, p));
-  const targets = [...params.filter((p) => !held.includes(p)), ...floatInputs].filter((t) => !options.tensors || options.tensors.includes(t));
-  const gg = buildGradientGraph(checkModel, info, loss, targets, { withTargets: loss === "mse" && !!options.labels, lossInDouble: true });
-  const grads = new Map(targets.map((t) => [t, gg.backward.grad(t)] as const));
-  const e = gg.emitter;
-  const outputs = [gg.loss.value, ...[...grads.values()].filter((g): g is string => typeof g === "string")];
-  const session = await RuntimeSession.open(serializeWith(checkModel, e.nodes, e.initializers, outputs, gg.loss.inputs), checkModel.externalFiles, { intraOpThreads: options.intraOpThreads });
-  const feeder = new TargetFeeder(gg.loss.targets, options.seed ?? 0, options.labels);
+  const floatInputs = checkModel.inputs.filter((i) => (i.dtype === "float32" || i.dtype === "float64") && !paramValues.has(i.name)).map((i) => i.name);
+  const reaching = reachesOutputs(checkModel, info);
+  const held = [...paramValues.keys()].filter((p) => heldOnly(checkModel, p) || !reaching.has(p));
+  const params = [...paramValues.keys()].filter((p) => !held.includes(p));
+  const targets = [...params, ...floatInputs].filter((t) => !options.tensors || options.tensors.includes(t));
+
+  const e = new GradEmitter("__doctor_grad", defaultOpset(checkModel));
+  const emitted = emitLoss(e, checkModel, info, loss, loss === "mse" && !!options.labels, true);
+  // Σ (∂L/∂y · y)^2 in float64, for the rounding bound of the finite differences.
+  const scaleParts = [...emitted.seeds].map(([y, g]) => e.reduce("ReduceSumSquare", e.op("Cast", [e.mul(g, y)], { to: DT.DOUBLE }), undefined, false));
+  const lossScale = scaleParts.length === 1 ? scaleParts[0] : e.op("Sum", scaleParts);
+  const lossNodes = e.nodes.length;
+  const jitter = new Map<string, HostTensor>();
+  const jitterInputs: ValueInfoProto[] = [];
+  const seeds = new Map<string, string>();
+  for (const [y, g] of emitted.seeds) {
+    const name = e.fresh("seed_jitter");
+    const ft: FloatType = info.dtypes.get(y) === "float64" ? "float64" : "float32";
+    const dims = info.shapes.get(y) ?? [];
+    const n = dims.reduce((a, b) => a * b, 1);
+    jitter.set(name, { dtype: ft, dims, data: (ft === "float64" ? new Float64Array(n) : new Float32Array(n)).fill(1) });
+    jitterInputs.push(tensorValueInfo(name, onnxFloat(ft), dims));
+    seeds.set(y, e.mul(g, name));
+  }
+  const backward = buildBackward(checkModel, info, e, seeds, targets);
+  const grads = new Map(targets.map((t) => [t, backward.grad(t)] as const));
+  const outputs = [emitted.value, lossScale, ...[...grads.values()].filter((g): g is string => typeof g === "string")];
+  const feeder = new TargetFeeder(emitted.targets, options.seed ?? 0, options.labels);
   Object.assign(feeds, feeder.feeds(0));
-  return { session, feeds, grads, lossValue: gg.loss.value, lossOutputs: gg.loss.outputs, params, held, unsupported: gg.backward.unsupported };
+  const gradSession = await RuntimeSession.open(serializeWith(checkModel, e.nodes, e.initializers, outputs, [...emitted.inputs, ...jitterInputs]), checkModel.externalFiles, { intraOpThreads: options.intraOpThreads });
+  let lossSession: RuntimeSession;
+  try {
+    lossSession = await RuntimeSession.open(serializeWith(checkModel, e.nodes.slice(0, lossNodes), e.initializers, [emitted.value], emitted.inputs), checkModel.externalFiles, { intraOpThreads: options.intraOpThreads });
+  } catch (err) {
+    await gradSession.release();
+    throw err;
+  }
+  for (const [name, t] of jitter) feeds[name] = t;
+  return { gradSession, lossSession, feeds, jitter, grads, lossValue: emitted.value, lossScale, lossOutputs: emitted.outputs, softmaxOutput: emitted.softmaxOutput, params, held, unsupported: backward.unsupported };
+}
+
+/** Tensors of the main graph from which a path of float tensors leads to a model output. */
+function reachesOutputs(model: Model, info: TensorInfo): Set<string> {
+  const isFloatTensor = (t: string): boolean => { const d = info.dtypes.get(t); return d === "float32" || d === "float64" || d === "float16"; };
+  const up = new Set(model.outputs.map((o) => o.name));
+  for (let i = model.nodes.length - 1; i >= 0; i--) {
+    const n = model.nodes[i];
+    if (n.outputs.some((o) => up.has(o))) for (const x of [...n.inputs, ...capturedInputs(n)]) if (x && isFloatTensor(x)) up.add(x);
+  }
+  return up;
 }
 
 /**
@@ -229,11 +371,6 @@ export function grade(difference: number, resolution: number, tol: { good: numbe
   if (difference <= tol.good || (difference <= floor && floor < tol.wrong)) return "good";
   if (difference >= Math.max(tol.wrong, floor)) return "wrong";
   return "look closer";
-}
-
-async function lossAt(session: RuntimeSession, feeds: Record<string, HostTensor>, tensor: string, data: Float32Array | Float64Array, loss: string): Promise<number> {
-  const r = await session.run({ ...feeds, [tensor]: { ...feeds[tensor], data } }, [loss]);
-  return Number(r[loss].data[0]);
 }
 
 /** `count` distinct indices below `size` (all of them when size <= count), in increasing order. */
@@ -294,10 +431,11 @@ export interface CheckGradientsOptions extends Omit<GradcheckOptions, "feeds" | 
  * model, plans one probe batch (synthetic or from `inputFile`) and runs {@link gradcheck}.
  */
 export async function checkGradients(path: string, options: CheckGradientsOptions = {}): Promise<GradcheckResult & { model: string; batchSize: number }> {
+  options.progress?.(0, "reading the model");
   const model = loadModel(path);
   const plan = planProbe(model, { inputFile: options.inputFile, dims: options.dims, fill: options.fill, batchSize: options.batchSize ?? 2, batches: 1, seed: options.seed });
   const labels = options.labelsFile ? parseNpy(readFileSync(options.labelsFile), basename(options.labelsFile)) : undefined;
   const loss = options.loss ?? (labels ? "ce" : "random");
-  const result = await gradcheck(model, { ...options, loss, feeds: plan.feeds(0), labels });
+  const result = await gradcheck(model, { ...options, loss, feeds: plan.feeds(0), labels, labelsName: options.labelsFile ? basename(options.labelsFile) : undefined });
   return { ...result, model: path, batchSize: plan.batchSize };
 }

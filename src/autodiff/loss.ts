@@ -1,7 +1,7 @@
 import { TensorProto_DataType as DT, type ValueInfoProto } from "../onnx/gen/onnx_pb";
 import { isFloat } from "../onnx/dtype";
 import { DoctorError } from "../onnx/errors";
-import type { Model } from "../onnx/model";
+import { attrInt, type Model } from "../onnx/model";
 import type { HostTensor } from "../runtime/session";
 import { Random } from "../stats/random";
 import { onnxFloat, type FloatType, type GradEmitter } from "./emit";
@@ -33,8 +33,10 @@ export interface EmittedLoss {
   readonly seeds: ReadonlyMap<string, string>;
   readonly targets: readonly LossTarget[];
   readonly inputs: readonly ValueInfoProto[];
-  /** The model outputs the loss reads. */
+  /** The tensors the loss reads: model outputs, or the logits under a final Softmax. */
   readonly outputs: readonly string[];
+  /** ce on a model whose output is already a Softmax: the output it bypassed for its logits. */
+  readonly softmaxOutput?: string;
 }
 
 /**
@@ -79,12 +81,21 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
   };
 
   if (name === "ce") {
-    const z = floatOutputs.find((o) => shapeOf(o).length >= 2);
-    if (!z) throw new DoctorError("model.unsupported", `--loss ce needs logits of rank 2 or more; the outputs are ${floatOutputs.map((o) => `${o}[${shapeOf(o).join(",")}]`).join(", ")}`);
+    const out = floatOutputs.find((o) => shapeOf(o).length >= 2);
+    if (!out) throw new DoctorError("model.unsupported", `--loss ce needs logits of rank 2 or more; the outputs are ${floatOutputs.map((o) => `${o}[${shapeOf(o).join(",")}]`).join(", ")}`);
+    const rank = shapeOf(out).length;
+    const ax = classAxisOf(rank);
+    // A model that ends in Softmax outputs probabilities: cross-entropy belongs on its input, the
+    // logits (log softmax of probabilities is not log p, and the gradient would pass softmax twice).
+    // A final LogSoftmax needs nothing: log softmax is idempotent.
+    const producer = model.nodes.find((n) => n.outputs[0] === out);
+    const softmaxAxis = producer?.opType === "Softmax" ? attrInt(producer, "axis", e.opset >= 13 ? -1 : 1) : undefined;
+    // Before opset 13 Softmax normalises over every axis from `axis` on: the class axis must be last.
+    const overClasses = softmaxAxis !== undefined && (softmaxAxis < 0 ? softmaxAxis + rank : softmaxAxis) === ax && (e.opset >= 13 || ax === rank - 1);
+    const z = overClasses && isFloat(info.dtypes.get(producer!.inputs[0]) ?? "unsupported") ? producer!.inputs[0] : out;
+    const softmaxOutput = z !== out ? out : undefined;
     const ft = ftOf(z);
     const zs = shapeOf(z);
-    const rank = zs.length;
-    const ax = classAxisOf(rank);
     const positions = zs.reduce((a, b) => a * b, 1) / zs[ax];
     const onehot = addTarget(z, "onehot", ax);
     // Before opset 13 LogSoftmax flattens everything from `axis` on: move the class axis last.
@@ -98,7 +109,7 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
     parts.push(e.scale(e.reduce("ReduceSum", e.mul(tt, logp), undefined, false), -1 / positions, ft));
     const dzt = e.scale(e.sub(e.op("Exp", [logp]), tt), 1 / positions, ft);
     seed(z, moveLast ? e.transpose(dzt, inverse) : dzt);
-    return finish([z]);
+    return finish([z], softmaxOutput);
   }
 
   for (const y of floatOutputs) {
@@ -117,19 +128,19 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
   }
   return finish([...seeds.keys()]);
 
-  function finish(outputs: string[]): EmittedLoss {
+  function finish(outputs: string[], softmaxOutput?: string): EmittedLoss {
     const value = parts.length === 1 ? parts[0] : e.op("Sum", parts);
     const inputs = targets.map((t) => tensorValueInfo(t.input, onnxFloat(t.ft), t.shape.map(() => null)));
-    return { name, value, seeds, targets, inputs, outputs };
+    return { name, value, seeds, targets, inputs, outputs, softmaxOutput };
   }
 }
 
 /** Human-readable definition of the loss, for the report. */
-export function lossDefinition(name: LossName, outputs: readonly string[], labels?: string): string {
+export function lossDefinition(name: LossName, outputs: readonly string[], labels?: string, softmaxOutput?: string): string {
   const out = outputs.join(", ");
   switch (name) {
     case "ce":
-      return `mean cross-entropy of the logits ${out} against ${labels ? `the labels in ${labels}` : "random labels (seeded)"}: L = -mean over positions of log softmax(z)[label]`;
+      return `mean cross-entropy of the logits ${out}${softmaxOutput ? ` (the input of the Softmax that makes the model output ${softmaxOutput})` : ""} against ${labels ? `the labels in ${labels}` : "random labels (seeded)"}: L = -mean over positions of log softmax(z)[label]`;
     case "mse":
       return `mean squared ${labels ? `error of ${out} against the targets in ${labels}` : `output: L = mean(y^2) over every element of ${out}`}`;
     case "random":

@@ -2,6 +2,7 @@ import { TensorProto_DataType as DT } from "../onnx/gen/onnx_pb";
 import { attrFloat, attrInt, attrInts, attrString, type GraphNode } from "../onnx/model";
 import type { FloatType, GradEmitter } from "./emit";
 import { onnxFloat } from "./emit";
+import { gruVjp, lstmVjp, rnnVjp } from "./recurrent";
 
 /**
  * What a vector-Jacobian rule sees: the forward node, the gradients of its outputs (undefined =
@@ -1060,4 +1061,9 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   ReduceLogSumExp: { vjp: reduceRule },
   ReduceMax: { vjp: reduceRule },
   ReduceMin: { vjp: reduceRule },
+
+  // Recurrent ops: backpropagation through time, unrolled (recurrent.ts; called lazily, the two modules import each other)
+  LSTM: { vjp: (a) => lstmVjp(a) },
+  GRU: { vjp: (a) => gruVjp(a) },
+  RNN: { vjp: (a) => rnnVjp(a) },
 };

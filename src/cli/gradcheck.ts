@@ -23,7 +23,7 @@ const keyValue = (v: string, prev: Record<string, number> = {}): Record<string, 
 export function registerGradcheck(program: Command): void {
   program
     .command("gradcheck")
-    .description("check the generated backward graph against central finite differences (the seed's gradient checking)")
+    .description("check the generated backward graph against central finite differences (gradient checking: relative difference per parameter tensor)")
     .argument("<model>", "path to an .onnx file")
     .addOption(new Option("-f, --format <format>", "output format").choices(["text", "json"]).default("text"))
     .option("-o, --out <file>", "write the result to a file instead of stdout")
@@ -36,28 +36,39 @@ export function registerGradcheck(program: Command): void {
     .option("--labels <file>", ".npy labels for --loss ce (class ids) or mse (targets)")
     .option("--samples <n>", "elements checked per tensor (a seeded random subset; default 8)", positiveInt)
     .addOption(new Option("--precision <p>", "float64 when onnxruntime can run the model in double (default auto)").choices(["auto", "float64", "float32"]).default("auto"))
-    .option("--epsilon <e>", "finite-difference step (default 1e-6 in float64, 1e-2 in float32)", (v) => {
+    .option("--epsilon <e>", "finite-difference step (default 1e-6 in float64, 1e-3 in float32)", (v) => {
       const n = Number(v);
       if (!(n > 0)) throw new InvalidArgumentError("must be a positive number");
       return n;
     })
     .option("--allow-dropout", "check although Dropout runs in training mode (the result is then meaningless)")
     .option("--threads <n>", "onnxruntime intra-op threads", positiveInt)
+    .option("--no-progress", "do not report progress on stderr")
     .action(async (model: string, opts: {
       format: "text" | "json"; out?: string; input?: string; dim?: Record<string, number>; fill?: Record<string, number>; batchSize?: number;
       seed?: number; loss?: LossName; labels?: string; samples?: number; precision: "auto" | "float64" | "float32"; epsilon?: number;
-      allowDropout?: boolean; threads?: number;
+      allowDropout?: boolean; threads?: number; progress: boolean;
     }) => {
+      // Progress goes to stderr, one line per step (`gradcheck 40% tensor 7/15: ...`; the editor
+      // parses these), or rewritten in place at a terminal; stdout carries only the result.
+      const interactive = process.stderr.isTTY;
       const result = await checkGradients(model, {
         inputFile: opts.input, dims: opts.dim, fill: opts.fill, batchSize: opts.batchSize, seed: opts.seed, loss: opts.loss,
         labelsFile: opts.labels, samples: opts.samples, precision: opts.precision, epsilon: opts.epsilon,
         allowTrainingDropout: opts.allowDropout, intraOpThreads: opts.threads,
+        progress: opts.progress ? (f, msg) => process.stderr.write(`${interactive ? "\r\x1b[K" : ""}${progressLine(f, msg)}${interactive ? "" : "\n"}`) : undefined,
       });
+      if (opts.progress && interactive) process.stderr.write("\r\x1b[K");
       const text = opts.format === "json" ? JSON.stringify(result, (_k, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n" : gradcheckText(result);
       if (opts.out) writeFileSync(opts.out, text);
       else process.stdout.write(text);
       process.exitCode = result.checks.some((c) => c.grade === "wrong") ? 1 : 0;
     });
+}
+
+/** One progress line on stderr: `gradcheck <percent>% <what it is doing>`. */
+export function progressLine(fraction: number, message: string): string {
+  return `gradcheck ${Math.floor(Math.max(0, Math.min(1, fraction)) * 100)}% ${message.replace(/[\r\n]+/g, " ")}`;
 }
 
 /** The terminal form: how it was checked, one row per tensor, the verdict. */
@@ -66,10 +77,10 @@ export function gradcheckText(r: GradcheckResult & { model: string; batchSize: n
   lines.push(`gradient check of ${r.model}: ${r.checks.length} tensors, batch of ${r.batchSize}, ${fmt(r.seconds)} s`);
   lines.push(`precision: ${r.precisionNote}; central differences with epsilon ${r.epsilon}`);
   lines.push(`loss: ${r.loss.name} = ${fmt(r.loss.value)} (${r.loss.definition})`);
-  lines.push(`difference = ||analytic - numeric|| / (||analytic|| + ||numeric||); good <= ${r.tolerance.good}, wrong >= ${r.tolerance.wrong}${r.precision === "float64" ? " (the seed's grades)" : " (float32: the seed's 1e-7/1e-3 grades assume float64)"}`);
-  lines.push("resolution = what the finite differences themselves resolve (|D(eps) - D(2 eps)|); a difference within 3x of it is not evidence of a wrong derivative");
+  lines.push(`difference = ||analytic - numeric|| / (||analytic|| + ||numeric||); good <= ${r.tolerance.good}, wrong >= ${r.tolerance.wrong}${r.precision === "float64" ? " (the classic gradient-checking grades)" : " (float32: the classic 1e-7/1e-3 grades assume float64)"}`);
+  lines.push("resolution = what the comparison resolves: the finite differences' own error (|D(eps) - D(2 eps)|, at least the outputs' rounding) and the backward graph's rounding noise; a difference within 3x of it is not evidence of a wrong derivative");
   for (const w of r.warnings) lines.push(`warning: ${w}`);
-  if (r.constants.length) lines.push(`not checked (running statistics and constants, not learned): ${r.constants.join(", ")}`);
+  if (r.constants.length) lines.push(`not checked (not learned: running statistics, exponents, initializers no float path leads from to an output): ${r.constants.join(", ")}`);
   if (r.unsupported.length) lines.push(`no gradient rule for: ${[...new Set(r.unsupported.map((u) => `${u.op} (${u.reason})`))].join("; ")}`);
   lines.push("");
   const rows = [["tensor", "layer", "kind", "checked", "difference", "resolution", "grade"]];

@@ -20,7 +20,7 @@ export interface InlinedModel {
  * become ordinary tensors the probe can summarise. The condition is computed by onnxruntime on
  * the probe's own inputs, so the rewrite changes nothing the model would compute.
  */
-export async function inlineTakenBranches(model: Model, plan: ProbePlan, intraOpThreads?: number): Promise<InlinedModel> {
+export async function inlineTakenBranches(model: Model, plan: Pick<ProbePlan, "batches" | "feeds">, intraOpThreads?: number): Promise<InlinedModel> {
   // Nested Ifs surface at the top level once their parent is inlined: repeat a few levels deep.
   const original = model;
   const scopes = new Set<string>();
@@ -35,7 +35,7 @@ export async function inlineTakenBranches(model: Model, plan: ProbePlan, intraOp
   return { model, scopes, taken };
 }
 
-async function inlineOnce(model: Model, original: Model, plan: ProbePlan, intraOpThreads?: number): Promise<InlinedModel> {
+async function inlineOnce(model: Model, original: Model, plan: Pick<ProbePlan, "batches" | "feeds">, intraOpThreads?: number): Promise<InlinedModel> {
   const ifs = model.nodes.filter((n) => n.opType === "If" && (n.domain === "" || n.domain === "ai.onnx") && n.inputs[0]);
   if (ifs.length === 0) return { model, scopes: new Set(), taken: [] };
   const conds = [...new Set(ifs.map((n) => n.inputs[0]))];

@@ -20,6 +20,8 @@ export interface GradientOptions {
   /** .npy labels: class ids for ce (one per output position), targets for mse; rows follow the probe batches. */
   labelsFile?: string;
   intraOpThreads?: number;
+  /** Subgraph scopes inlined into `model` (the If branches the probe takes): their layers get gradients too. */
+  scopes?: ReadonlySet<string>;
 }
 
 /** Gradient statistics of one layer over the probe (see {@link GradientProbe.summary} for the aggregation). */
@@ -85,12 +87,17 @@ export class GradientProbe implements ProbeExtension {
 
   private readonly lossName: LossName;
   private readonly unsupported: readonly UnsupportedOp[];
+  /** Where the loss depends on the layers through zero-derivative ops (the backward graph's zeroCuts). */
+  readonly zeroCuts: readonly { op: string; node: string }[];
   private readonly lossOutputs: readonly string[];
+  private readonly softmaxOutput: string | undefined;
 
   private constructor(layers: readonly Layer[], info: TensorInfo, plan: ProbePlan, labels: HostTensor | undefined, private readonly labelsName: string | undefined, gg: GradientGraph) {
     this.lossName = gg.loss.name;
     this.unsupported = gg.backward.unsupported;
+    this.zeroCuts = gg.backward.zeroCuts;
     this.lossOutputs = gg.loss.outputs;
+    this.softmaxOutput = gg.loss.softmaxOutput;
     this.shapes = new Map(plan.inputs.map((i) => [i.name, info.shapes.get(i.name) ?? i.shape]));
     const e = gg.emitter;
     const size = (t: string): number => (info.shapes.get(t) ?? []).reduce((a, b) => a * b, 1);
@@ -127,7 +134,7 @@ export class GradientProbe implements ProbeExtension {
    */
   static async prepare(model: Model, layers: readonly Layer[], plan: ProbePlan, options: GradientOptions): Promise<GradientProbe> {
     const labels = options.labelsFile ? readLabels(options.labelsFile, options.loss) : undefined;
-    const visible = layers.filter((l) => l.scope === "");
+    const visible = layers.filter((l) => l.scope === "" || options.scopes?.has(l.scope));
     const info = await probeTensorInfo(model, plan.feeds(0), options.intraOpThreads);
     const targets = [...new Set(visible.flatMap((l) => [l.output, ...(l.weight ? [l.weight.name] : [])]))];
     const gg = buildGradientGraph(model, info, options.loss, targets, { withTargets: options.loss === "mse" && !!labels });
@@ -217,7 +224,7 @@ export class GradientProbe implements ProbeExtension {
       byOp.set(u.op, entry);
     }
     return {
-      loss: { name: this.lossName, definition: lossDefinition(this.lossName, this.lossOutputs, this.labelsName), value: batches ? mean(this.lossValues) : NaN },
+      loss: { name: this.lossName, definition: lossDefinition(this.lossName, this.lossOutputs, this.labelsName, this.softmaxOutput), value: batches ? mean(this.lossValues) : NaN },
       coverage: { layers: this.taps.length, supported: this.failure ? 0 : supported, unsupportedOps: [...byOp.values()] },
       layers, batches, error: this.failure,
     };

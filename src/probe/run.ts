@@ -7,7 +7,7 @@ import { RuntimeSession, type HostTensor } from "../runtime/session";
 import { moments, RunningMoments } from "../stats/moments";
 import { histogram, type Histogram } from "../stats/histogram";
 import { Random } from "../stats/random";
-import { inlineTakenBranches } from "../instrument/inline-branches";
+import { inlineTakenBranches, type InlinedModel } from "../instrument/inline-branches";
 import type { ProbePlan } from "./inputs";
 
 /** Per-layer activation statistics aggregated over all probe batches. */
@@ -44,6 +44,11 @@ export interface ProbeHooks {
   intraOpThreads?: number;
   /** Extra in-graph reductions run along with the probe (per-channel BatchNorm input statistics). */
   extensions?: readonly ProbeExtension[];
+  /**
+   * The model with the taken If branches inlined, when the caller did it already (the backward
+   * graph of the gradient probe must be built on the same graph the probe runs).
+   */
+  inlined?: InlinedModel;
 }
 
 /** Nodes appended to the probe graph, and a sink for their fetched values after every batch. */
@@ -177,7 +182,7 @@ export async function runProbe(model: Model, layers: readonly Layer[], plan: Pro
     throw new DoctorError("model.unsupported", `opset ${opset} predates numpy-style broadcasting (opset 7), which the probe's statistics need; only the weights were checked`);
   }
   // Layers inside If branches become visible when the probe's inputs always take the same branch.
-  const inlined = await inlineTakenBranches(model, plan, hooks.intraOpThreads);
+  const inlined = hooks.inlined ?? await inlineTakenBranches(model, plan, hooks.intraOpThreads);
   model = inlined.model;
   const visible = layers.filter((l) => l.scope === "" || inlined.scopes.has(l.scope));
   const taps = tapsFor(visible);

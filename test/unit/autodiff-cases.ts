@@ -4,6 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import { AttributeProto_AttributeType as AT, AttributeProtoSchema, type AttributeProto, type NodeProto, type TensorProto } from "../../src/onnx/gen/onnx_pb";
 import { Random } from "../../src/stats/random";
 import { attr, DT, floatTensor, graph, modelBytes, node, rawTensor, valueInfo } from "./build-model";
+import { RECURRENT_CASES } from "./autodiff-recurrent-cases";
 
 export const fattr = (name: string, f: number): AttributeProto => create(AttributeProtoSchema, { name, type: AT.FLOAT, f });
 export const sattr = (name: string, s: string): AttributeProto => create(AttributeProtoSchema, { name, type: AT.STRING, s: new TextEncoder().encode(s) });
@@ -172,6 +173,9 @@ export const CASES: Case[] = [
   { name: "Pad edge (opset 11)", ops: ["Pad"], opset: 11, floats: { x: { shape: [3, 4] } }, ints: { pads: { shape: [4], values: [2, 0, 1, 3] } }, nodes: [n("Pad", ["x", "pads"], ["y"], [sattr("mode", "edge")])], outputs: { y: [6, 7] } },
   { name: "Pad with attribute pads (opset 9)", ops: ["Pad"], opset: 9, floats: { x: { shape: [2, 3] } }, nodes: [n("Pad", ["x"], ["y"], [iattr("pads", [1, 0, 0, 2])])], outputs: { y: [3, 5] } },
 ];
+
+// LSTM, GRU and RNN (autodiff-recurrent-cases.ts).
+CASES.push(...RECURRENT_CASES);
 
 // Cases whose nodes need constants defined above: filled in here to keep the table readable.
 function fill(name: string, nodes: NodeProto[], outputs: Record<string, number[]>): void {

@@ -2,6 +2,7 @@
 // fixtures, ops without a rule, batches of another shape, and the fallback when the backward
 // graph cannot run.
 import assert from "node:assert/strict";
+import { toBinary } from "@bufbuild/protobuf";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +14,7 @@ import { checkGradients, gradcheck, grade, trainingDropout } from "../../src/aut
 import { probeTensorInfo } from "../../src/autodiff/shapes";
 import { findLayers } from "../../src/graph/layers";
 import { analyze } from "../../src/index";
+import { ModelProtoSchema } from "../../src/onnx/gen/onnx_pb";
 import { loadModel } from "../../src/onnx/load";
 import { planProbe } from "../../src/probe/inputs";
 import { runProbe } from "../../src/probe/run";
@@ -115,6 +117,29 @@ describe("gradient probe", () => {
     const w = f.evidence.weightGradientRatio as number;
     assert.ok(w > 1e-3 && w < 70, String(w));
     assert.match(f.fix, /initialised too small \(median weight std 0\.11\dx the Xavier std\)/);
+  });
+
+  it("puts --loss ce on the logits of a model that ends in Softmax, with the same gradients as the logits model", async () => {
+    const logits = mlpWith(undefined, "logits.onnx");
+    const probs = join(tmp, "probs.onnx");
+    // The same weights with a Softmax appended (mlpWith draws new weights on every call).
+    const m = loadModel(logits).proto;
+    m.graph!.node.push(node("Softmax", ["y"], ["p"], [attr("axis", 1)], "/softmax/Softmax"));
+    m.graph!.output = [valueInfo("p", ["batch", 4])];
+    writeFileSync(probs, toBinary(ModelProtoSchema, m));
+    const input = join(tmp, "ce_x.npy");
+    const labels = join(tmp, "ce_y.npy");
+    writeFileSync(input, npyFloat32(Array.from({ length: 16 * 8 }, () => r.normal()), [16, 8]));
+    writeFileSync(labels, npyInt64(Array.from({ length: 16 }, (_, i) => i % 4)));
+    const a = await analyze(logits, { inputFile: input, labelsFile: labels, loss: "ce" });
+    const b = await analyze(probs, { inputFile: input, labelsFile: labels, loss: "ce" });
+    assert.match(b.probe.loss!.definition, /logits y \(the input of the Softmax that makes the model output p\)/);
+    assert.ok(Math.abs(a.probe.loss!.value! - b.probe.loss!.value!) < 1e-6, `${a.probe.loss!.value} vs ${b.probe.loss!.value}`);
+    for (const name of ["layers.0", "layers.2", "layers.4"]) {
+      const ga = a.layers.find((l) => l.name === name)!.weight!.gradient!.l2;
+      const gb = b.layers.find((l) => l.name === name)!.weight!.gradient!.l2;
+      assert.ok(Math.abs(ga - gb) <= 1e-6 * ga, `${name}: ${ga} vs ${gb}`);
+    }
   });
 
   it("stops gradients at an op without a rule and says so, never reporting a partial gradient", async () => {

@@ -13,6 +13,10 @@ describe("gradients against PyTorch autograd", () => {
     for (const s of ["sigmoid_deep", "relu_he_deep", "resnet_bn", "cnn_pool_bn", "transformer_prenorm", "transformer_postnorm"]) assert.ok(gradientStems.includes(s), s);
   });
 
+  it("has the recurrent fixtures: 2-layer LSTM, bidirectional GRU, 2-layer bidirectional LSTM", () => {
+    for (const s of ["lstm_2layer", "gru_bidir", "lstm_bidir_2layer"]) assert.ok(gradientStems.includes(s), s);
+  });
+
   for (const stem of gradientStems) {
     const fx = gradientFixture(stem);
     for (const loss of ["ce", "mse"] as const) {

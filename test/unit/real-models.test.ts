@@ -61,6 +61,17 @@ describe("real models", () => {
     assert.ok(lstms.every((l) => l.activation!.std > 0.05 && l.activation!.std < 1), lstms.map((l) => l.activation!.std).join(", "));
   });
 
+  it("silero_vad_v4_lstm.onnx: gradients reach the two LSTMs (and every layer before them) inside the taken branches", async () => {
+    const r = await analyze(join(REAL, "silero_vad_v4_lstm.onnx"), { dims: { sequence: 512 }, fill: { sr: 16000, h: 0, c: 0 }, batchSize: 2, batches: 1 });
+    const cov = r.probe.gradientCoverage!;
+    assert.deepEqual(cov.unsupportedOps, []);
+    const probed = r.layers.filter((l) => l.activation);
+    assert.equal(cov.supported, probed.length, `${cov.supported} of ${probed.length} probed layers have gradients`);
+    const lstms = probed.filter((l) => l.op === "LSTM");
+    assert.equal(lstms.length, 2);
+    for (const l of probed) assert.ok(l.gradient && l.gradient.l2 > 0 && l.weight?.gradient && l.weight.gradient.l2 > 0, `${l.name}: ${JSON.stringify(l.gradient)}`);
+  });
+
   const negative: Record<string, RegExp> = {
     "image_classifier16.onnx": /model\.invalid: external data file "2efa3527-1996-11ef-8eaf-0068ebc1adf8\.data" for tensor \S+ is missing/,
     "test_gradient_of_add.onnx": /Gradient\(-1\) is not a registered function\/op/,
