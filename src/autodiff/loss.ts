@@ -183,7 +183,7 @@ export class TargetFeeder {
       const rows = this.labelRows(b, t);
       if (t.kind === "values") {
         if (!rows) throw new DoctorError("probe.input", "--loss mse with targets needs --labels");
-        if (rows.length !== n) throw new DoctorError("probe.input", `labels: batch ${b} has ${rows.length} target values, the output ${t.output} has ${n} ([${t.shape.join(",")}])`);
+        if (rows.length !== n) throw new DoctorError("probe.input", `labels: batch ${b + 1} has ${rows.length} target values, the output ${t.output} has ${n} ([${t.shape.join(",")}])`);
         for (let i = 0; i < n; i++) data[i] = rows[i];
       } else {
         const ax = t.classAxis!;
@@ -192,7 +192,7 @@ export class TargetFeeder {
         const positions = n / C;
         const random = new Random(this.seed * 7919 + b + 104729);
         if (rows && rows.length !== positions) {
-          throw new DoctorError("probe.input", `labels: batch ${b} has ${rows.length} labels, the logits ${t.output} [${t.shape.join(",")}] need ${positions} (one per position, classes on axis ${ax})`);
+          throw new DoctorError("probe.input", `labels: batch ${b + 1} has ${rows.length} labels, the logits ${t.output} [${t.shape.join(",")}] need ${positions} (one per position, classes on axis ${ax})`);
         }
         for (let p = 0; p < positions; p++) {
           const label = rows ? rows[p] : random.int(C);
@@ -225,7 +225,7 @@ export class TargetFeeder {
     const rowSize = this.labels.dims.slice(1).reduce((x, y) => x * y, 1);
     const start = b * (this.batchSize || rows);
     const total = this.labels.dims[0] ?? 1;
-    if (start + rows > total) throw new DoctorError("probe.input", `labels: batch ${b} needs rows ${start}..${start + rows - 1}, the labels have ${total}`);
+    if (start + rows > total) throw new DoctorError("probe.input", `labels: batch ${b + 1} needs rows ${start}..${start + rows - 1}, the labels have ${total}`);
     const d = this.labels.data.subarray(start * rowSize, (start + rows) * rowSize);
     return d instanceof BigInt64Array ? Array.from(d, Number) : (d as ArrayLike<number>);
   }

@@ -3,6 +3,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import { checkGradients, type GradcheckResult } from "../autodiff/gradcheck";
 import { LOSS_NAMES, type LossName } from "../autodiff/loss";
 import { fmt } from "../rules/rule";
+import { startWatchdog } from "../runtime/watchdog";
 
 const positiveInt = (v: string): number => {
   const n = Number(v);
@@ -44,11 +45,17 @@ export function registerGradcheck(program: Command): void {
     .option("--allow-dropout", "check although Dropout runs in training mode (the result is then meaningless)")
     .option("--threads <n>", "onnxruntime intra-op threads", positiveInt)
     .option("--no-progress", "do not report progress on stderr")
+    .option("--timeout <seconds>", "stop after this many seconds (one-line reason, exit 137)", positiveInt)
+    .option("--max-memory <MB>", "stop when the process uses more memory (one-line reason, exit 137)", positiveInt)
     .action(async (model: string, opts: {
       format: "text" | "json"; out?: string; input?: string; dim?: Record<string, number>; fill?: Record<string, number>; batchSize?: number;
       seed?: number; loss?: LossName; labels?: string; samples?: number; precision: "auto" | "float64" | "float32"; epsilon?: number;
-      allowDropout?: boolean; threads?: number; progress: boolean;
+      allowDropout?: boolean; threads?: number; progress: boolean; timeout?: number; maxMemory?: number;
     }) => {
+      startWatchdog({
+        timeoutSeconds: opts.timeout, maxMemoryMb: opts.maxMemory,
+        hint: { what: "gradient check", timeout: "try fewer --samples", memory: "try a smaller --batch-size" },
+      });
       // Progress goes to stderr, one line per step (`gradcheck 40% tensor 7/15: ...`; the editor
       // parses these), or rewritten in place at a terminal; stdout carries only the result.
       const interactive = process.stderr.isTTY;

@@ -6,6 +6,8 @@ export interface WatchdogLimits {
   timeoutSeconds?: number;
   /** Resident memory limit of the whole process in megabytes. */
   maxMemoryMb?: number;
+  /** What the user can change to fit the limits (default: the analysis's probe options). */
+  hint?: { what: string; timeout: string; memory: string };
 }
 
 // Runs on its own thread: it still ticks while session.run() holds the main thread, writes its
@@ -20,11 +22,11 @@ const watchdogSource = `
   };
   setInterval(() => {
     if (workerData.timeoutSeconds && Date.now() - started > workerData.timeoutSeconds * 1000) {
-      stop("timeout", "analysis stopped after " + workerData.timeoutSeconds + " s (--timeout); try a smaller --batch-size, fewer --batches or --static");
+      stop("timeout", workerData.hint.what + " stopped after " + workerData.timeoutSeconds + " s (--timeout); " + workerData.hint.timeout);
     }
     const rss = process.memoryUsage.rss() / 1e6;
     if (workerData.maxMemoryMb && rss > workerData.maxMemoryMb) {
-      stop("memory", "analysis stopped at " + Math.round(rss) + " MB resident, above --max-memory " + workerData.maxMemoryMb + " MB; try a smaller --batch-size or --static");
+      stop("memory", workerData.hint.what + " stopped at " + Math.round(rss) + " MB resident, above --max-memory " + workerData.maxMemoryMb + " MB; " + workerData.hint.memory);
     }
   }, 100);
 `;
@@ -35,7 +37,8 @@ const watchdogSource = `
  */
 export function startWatchdog(limits: WatchdogLimits): () => void {
   if (!limits.timeoutSeconds && !limits.maxMemoryMb) return () => {};
-  const worker = new Worker(watchdogSource, { eval: true, workerData: limits });
+  const hint = limits.hint ?? { what: "analysis", timeout: "try a smaller --batch-size, fewer --batches or --static", memory: "try a smaller --batch-size or --static" };
+  const worker = new Worker(watchdogSource, { eval: true, workerData: { ...limits, hint } });
   worker.unref();
   return () => void worker.terminate();
 }
