@@ -1,6 +1,6 @@
 import { isFloat, type DType } from "../onnx/dtype";
-import type { GraphProto } from "../onnx/gen/onnx_pb";
 import { defaultOpset, type GraphNode, type Model } from "../onnx/model";
+import { capturedInputs, topologicalOrder } from "../onnx/order";
 import type { FloatType, GradEmitter } from "./emit";
 import { VJP_RULES, VjpUnsupported, type VjpArgs } from "./rules";
 import type { TensorInfo } from "./shapes";
@@ -33,6 +33,9 @@ export interface Backward {
   readonly differentiated: number;
 }
 
+/** Ops that round floats to integers on the way to the loss (QDQ models): gradients stop there, reported. */
+const QUANTIZERS = new Set(["QuantizeLinear", "DynamicQuantizeLinear"]);
+
 /** The earliest opset whose forms our rules emit (Expand, Cast with `to`, Less on floats). */
 export const MIN_OPSET = 8;
 
@@ -58,28 +61,33 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
     return [n, implicit.length ? [...n.inputs, ...implicit.filter((x) => !n.inputs.includes(x))] : n.inputs];
   }));
   const allInputs = (n: GraphNode): readonly string[] => inputsOf.get(n) ?? n.inputs;
+  // onnxruntime runs graphs whose nodes are not in topological order; the walks below need it.
+  const nodes = topologicalOrder(model.nodes, allInputs);
 
-  // Tensors that reach the loss through float edges, and tensors that depend on a target.
+  // Tensors from which any path reaches the loss.
+  const upAny = new Set<string>([...seeds.keys()]);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i];
+    if (n.outputs.some((o) => upAny.has(o))) for (const x of allInputs(n)) if (x) upAny.add(x);
+  }
+  // Tensors that reach the loss through float edges (or through a quantizer, which is then
+  // refused below), and tensors that depend on a target.
   const up = new Set<string>([...seeds.keys()]);
-  for (let i = model.nodes.length - 1; i >= 0; i--) {
-    const n = model.nodes[i];
-    if (n.outputs.some((o) => up.has(o))) for (const x of allInputs(n)) if (isFloatTensor(x)) up.add(x);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i];
+    const quantizerOnPath = QUANTIZERS.has(n.opType) && n.outputs.some((o) => upAny.has(o));
+    if (quantizerOnPath || n.outputs.some((o) => up.has(o))) for (const x of allInputs(n)) if (isFloatTensor(x)) up.add(x);
   }
   const down = new Set<string>(targets);
-  for (const n of model.nodes) {
+  for (const n of nodes) {
     if (allInputs(n).some((x) => down.has(x))) for (const o of n.outputs) if (isFloatTensor(o)) down.add(o);
   }
   const active = (t: string): boolean => !!t && up.has(t) && down.has(t);
 
   // Where the targets influence the loss only through non-float tensors.
   const zeroCuts: { op: string; node: string }[] = [];
-  const upAny = new Set<string>([...seeds.keys()]);
-  for (let i = model.nodes.length - 1; i >= 0; i--) {
-    const n = model.nodes[i];
-    if (n.outputs.some((o) => upAny.has(o))) for (const x of allInputs(n)) if (x) upAny.add(x);
-  }
-  for (const n of model.nodes) {
-    if (n.opType === "Shape" || n.opType === "Size" || !allInputs(n).some((x) => down.has(x))) continue;
+  for (const n of nodes) {
+    if (n.opType === "Shape" || n.opType === "Size" || QUANTIZERS.has(n.opType) || !allInputs(n).some((x) => down.has(x))) continue;
     if (n.outputs.some((o) => o && !isFloatTensor(o) && upAny.has(o))) zeroCuts.push({ op: n.opType, node: n.name });
   }
 
@@ -123,8 +131,15 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
     unsupported.push({ op: n.opType, node: n.name, reason });
     for (const x of inputs) poisoned.add(x);
   };
-  for (let i = model.nodes.length - 1; i >= 0; i--) {
-    const n = model.nodes[i];
+  // Quantizers have integer outputs, so the walk below never reaches them; refuse them first.
+  for (const n of nodes) {
+    const activeInputs = allInputs(n).filter(active);
+    if (QUANTIZERS.has(n.opType) && activeInputs.length && n.outputs.some((o) => upAny.has(o))) {
+      refuse(n, `${n.opType} rounds to integers, so its derivative is zero almost everywhere; quantization-aware training passes gradients through it with a straight-through estimator, which this check does not assume`, activeInputs);
+    }
+  }
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i];
     if (!n.outputs.some(active)) continue;
     const activeInputs = allInputs(n).filter(active);
     if (activeInputs.length === 0) continue;
@@ -194,23 +209,4 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
       return total(t) ?? 0;
     },
   };
-}
-
-/**
- * Outer-scope tensors read inside a node's subgraphs (If branches, Loop and Scan bodies, nested
- * ones included): names a subgraph uses but neither declares as an input or initializer nor
- * computes itself.
- */
-export function capturedInputs(n: GraphNode): string[] {
-  const out = new Set<string>();
-  const visit = (g: GraphProto, outerDefined: ReadonlySet<string>): void => {
-    const defined = new Set<string>([...outerDefined, ...g.input.map((v) => v.name), ...g.initializer.map((t) => t.name)]);
-    for (const sub of g.node) {
-      for (const x of sub.input) if (x && !defined.has(x)) out.add(x);
-      for (const a of sub.attribute) for (const body of [...(a.g ? [a.g] : []), ...a.graphs]) visit(body, defined);
-      for (const o of sub.output) if (o) defined.add(o);
-    }
-  };
-  for (const a of n.attrs.values()) for (const body of [...(a.g ? [a.g] : []), ...a.graphs]) visit(body, new Set());
-  return [...out];
 }

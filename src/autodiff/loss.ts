@@ -54,9 +54,12 @@ export const classAxisOf = (rank: number): number => (rank >= 4 ? 1 : rank - 1);
  * - random: L = sum over float outputs of sum(v * y), v ~ N(0,1) fixed, scaled to unit RMS; dL/dy = v.
  */
 export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: LossName, withTargets: boolean, inDouble = false): EmittedLoss {
-  const floatOutputs = model.outputs.map((o) => o.name).filter((o) => {
+  // Each output once (a graph may list one twice), and only outputs some node computes: an
+  // output that is a graph input or a constant does not depend on any layer.
+  const produced = new Set(model.nodes.flatMap((n) => n.outputs));
+  const floatOutputs = [...new Set(model.outputs.map((o) => o.name))].filter((o) => {
     const t = info.dtypes.get(o);
-    return t === "float32" || t === "float64";
+    return produced.has(o) && (t === "float32" || t === "float64");
   });
   if (floatOutputs.length === 0) {
     const other = model.outputs.find((o) => isFloat(info.dtypes.get(o.name) ?? "unsupported"));
@@ -96,6 +99,7 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
     const softmaxOutput = z !== out ? out : undefined;
     const ft = ftOf(z);
     const zs = shapeOf(z);
+    if (zs[ax] < 2) throw new DoctorError("model.unsupported", `--loss ce needs at least 2 classes, but ${z} [${zs.join(",")}] has ${zs[ax]} on its class axis ${ax}, so the cross-entropy is identically 0; use --loss mse or random`);
     const positions = zs.reduce((a, b) => a * b, 1) / zs[ax];
     const onehot = addTarget(z, "onehot", ax);
     // Before opset 13 LogSoftmax flattens everything from `axis` on: move the class axis last.

@@ -15,6 +15,7 @@ import {
 import { byteSize, decodeRaw, dtypeFromOnnx, halfBitsToFloat, onnxName, type DType } from "./dtype";
 import { DoctorError, oneLine } from "./errors";
 import type { ConstTensor, Dim, GraphNode, Model, ValueSpec } from "./model";
+import { capturedInputs, topologicalOrder } from "./order";
 
 /** Options for {@link loadModel}. */
 export interface LoadOptions {
@@ -79,7 +80,9 @@ export function loadModel(path: string, options: LoadOptions = {}): Model {
     });
   };
   visitGraph(graph, "", nodes);
-  for (const n of [...nodes, ...subgraphNodes]) {
+  // onnxruntime runs files whose nodes are out of order; every walk here assumes topological order.
+  const ordered = topologicalOrder(nodes, (n) => [...n.inputs, ...capturedInputs(n)]);
+  for (const n of [...ordered, ...subgraphNodes]) {
     try {
       resolveDerivedConstant(n, constants, reader);
     } catch {
@@ -100,7 +103,7 @@ export function loadModel(path: string, options: LoadOptions = {}): Model {
     producer: [proto.producerName, proto.producerVersion].filter(Boolean).join(" "),
     inputs: graph.input.filter((v) => !initNames.has(v.name)).map(toSpec),
     outputs: graph.output.map(toSpec),
-    nodes,
+    nodes: ordered,
     subgraphNodes,
     constants,
     proto,

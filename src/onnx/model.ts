@@ -55,7 +55,7 @@ export interface Model {
   readonly producer: string;
   readonly inputs: readonly ValueSpec[];
   readonly outputs: readonly ValueSpec[];
-  /** Top-level nodes in file order (ONNX requires topological order). */
+  /** Top-level nodes in topological order (file order when the file has it, as ONNX requires). */
   readonly nodes: readonly GraphNode[];
   /** Nodes of subgraphs (If/Loop/Scan bodies); their constants are in `constants` too. */
   readonly subgraphNodes: readonly GraphNode[];

@@ -142,6 +142,58 @@ describe("gradient probe", () => {
     }
   });
 
+  it("gives a file with its nodes out of order (onnxruntime runs it) the same gradients as the sorted file", async () => {
+    const sorted = mlpWith(undefined, "sorted.onnx");
+    const m = loadModel(sorted).proto;
+    m.graph!.node.reverse();
+    const shuffled = join(tmp, "reversed.onnx");
+    writeFileSync(shuffled, toBinary(ModelProtoSchema, m));
+    assert.deepEqual(loadModel(shuffled).nodes.map((n) => n.name), loadModel(sorted).nodes.map((n) => n.name));
+    const a = await analyze(sorted, { batchSize: 4, seed: 3 });
+    const b = await analyze(shuffled, { batchSize: 4, seed: 3 });
+    assert.deepEqual(b.layers.map((l) => l.name), a.layers.map((l) => l.name));
+    for (const [k, l] of a.layers.entries()) {
+      assert.ok(l.weight!.gradient!.l2 > 0);
+      assert.equal(b.layers[k].weight!.gradient!.l2, l.weight!.gradient!.l2, l.name);
+    }
+  });
+
+  it("counts an output listed twice once, and never puts the loss on an output that is a graph input", async () => {
+    const base = mlpWith(undefined, "once.onnx");
+    const m = loadModel(base).proto;
+    m.graph!.output.push(valueInfo("y", ["batch", 4]), valueInfo("x", ["batch", 8]));
+    const twice = join(tmp, "twice.onnx");
+    writeFileSync(twice, toBinary(ModelProtoSchema, m));
+    for (const loss of ["mse", "ce"] as const) {
+      const a = await analyze(base, { batchSize: 4, loss });
+      const b = await analyze(twice, { batchSize: 4, loss });
+      assert.equal(b.probe.loss!.value, a.probe.loss!.value, loss);
+      assert.deepEqual(b.layers.map((l) => l.weight!.gradient!.l2), a.layers.map((l) => l.weight!.gradient!.l2), loss);
+    }
+  });
+
+  it("stops gradients at QuantizeLinear in a QDQ model and says why, instead of reporting zeros", async () => {
+    const nodes = [
+      node("Gemm", ["x", "W0", "b0"], ["h0"], [attr("transB", 1)], "/layers/layers.0/Gemm"),
+      node("QuantizeLinear", ["h0", "s", "zp"], ["q"], [], "/q/QuantizeLinear"),
+      node("DequantizeLinear", ["q", "s", "zp"], ["d"], [], "/q/DequantizeLinear"),
+      node("Gemm", ["d", "W1", "b1"], ["y"], [attr("transB", 1)], "/layers/layers.1/Gemm"),
+    ];
+    const inits = [
+      weights("W0", [16, 8], 0.3), floatTensor("b0", [16], new Array<number>(16).fill(0)),
+      weights("W1", [4, 16], 0.3), floatTensor("b1", [4], new Array<number>(4).fill(0)),
+      floatTensor("s", [], [0.05]), rawTensor("zp", DT.INT8, [], new Uint8Array([0])),
+    ];
+    const path = join(tmp, "qdq.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["batch", 8])], [valueInfo("y", ["batch", 4])]), 17));
+    const rep = await analyze(path, { batchSize: 4 });
+    const [first, second] = rep.layers;
+    assert.equal(first.gradient, undefined, "no gradient (not zero) before the quantizer");
+    assert.ok(second.gradient && second.gradient.l2 > 0);
+    assert.deepEqual(rep.probe.gradientCoverage?.unsupportedOps.map((u) => u.op), ["QuantizeLinear"]);
+    assert.ok(!rep.findings.some((f) => f.category === "activation.dead"), JSON.stringify(rep.findings.map((f) => f.category)));
+  });
+
   it("stops gradients at an op without a rule and says so, never reporting a partial gradient", async () => {
     const path = mlpWith("CumSum", "cumsum.onnx");
     const rep = await analyze(path, { batchSize: 4 });
