@@ -115,17 +115,22 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
   const started = performance.now();
   const progress = options.progress ?? ((): void => undefined);
   const warnings: string[] = [];
+  const inlined = await inlineTakenBranches(model, { batches: 1, feeds: () => ({ ...options.feeds }) }, options.intraOpThreads);
+  if (inlined.taken.length) {
+    warnings.push(`If nodes replaced by the branch these inputs take (${inlined.taken.join(", ")}), as the probe does; a perturbation that flips a condition is not followed.`);
+  }
+  model = inlined.model;
+  // After inlining, so that a Dropout or random op inside a taken branch counts too.
   const dropout = trainingDropout(model);
   if (dropout.length) {
     const text = `Dropout runs in training mode (${dropout.slice(0, 3).join(", ")}${dropout.length > 3 ? ", ..." : ""}): every run draws a new random mask, so finite differences compare different functions. Gradient checking cannot be combined with dropout; export in eval mode or set the dropout ratio to 0 first.`;
     if (!options.allowTrainingDropout) throw new DoctorError("model.unsupported", text);
     warnings.push(text);
   }
-  const inlined = await inlineTakenBranches(model, { batches: 1, feeds: () => ({ ...options.feeds }) }, options.intraOpThreads);
-  if (inlined.taken.length) {
-    warnings.push(`If nodes replaced by the branch these inputs take (${inlined.taken.join(", ")}), as the probe does; a perturbation that flips a condition is not followed.`);
+  const random = model.nodes.filter((n) => RANDOM_OPS.has(n.opType));
+  if (random.length) {
+    throw new DoctorError("model.unsupported", `the model draws random numbers (${random.slice(0, 3).map((n) => `${n.opType} ${n.name}`).join(", ")}${random.length > 3 ? ", ..." : ""}): every run computes a different function, so finite differences cannot check its gradients`);
   }
-  model = inlined.model;
   const loss = options.loss ?? "random";
   const seed = options.seed ?? 0;
   const samples = options.samples ?? 8;
@@ -175,6 +180,9 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
     await gradSession.release();
     const layerOf = layerNames(model);
     const baseLoss = Number(base[lossValue].data[0]);
+    if (!Number.isFinite(baseLoss)) {
+      throw new DoctorError("model.unsupported", `the loss is ${baseLoss} on the probe batch, so finite differences are meaningless: check the weights, inputs and labels for NaN/Inf (onnx-doctor analyze shows where non-finite values first appear)`);
+    }
     // Rounding of the model outputs bounds what a difference of two losses can resolve: outputs
     // that moved by less than half an ulp come out bit-identical (an exact 0), so each loss is
     // uncertain by about u·sqrt(Σ (∂L/∂y · y)^2) (one rounding per output, random signs); the loss
@@ -406,6 +414,9 @@ function heldOnly(model: Model, tensor: string): boolean {
 }
 
 /** Dropout nodes that run in training mode (a random mask per run). */
+/** Ops that draw random numbers on every run. */
+const RANDOM_OPS = new Set(["RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial", "Bernoulli"]);
+
 export function trainingDropout(model: Model): string[] {
   const opset = defaultOpset(model);
   return model.nodes.filter((n) => {

@@ -311,6 +311,17 @@ describe("gradient checking", () => {
     }
   });
 
+  it("refuses a non-finite loss and models that draw random numbers", async () => {
+    await assert.rejects(checkGradients(join(FIXTURES, "nan_weight.onnx")), /the loss is NaN on the probe batch/);
+    const nodes = [
+      node("RandomUniformLike", ["x"], ["r"], [], "rnd"), node("Add", ["x", "r"], ["h"]),
+      node("Gemm", ["h", "W0", "b0"], ["y"], [attr("transB", 1)], "/layers/layers.0/Gemm"),
+    ];
+    const path = join(tmp, "random.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, [weights("W0", [4, 8], 0.3), floatTensor("b0", [4], [0, 0, 0, 0])], [valueInfo("x", ["batch", 8])], [valueInfo("y", ["batch", 4])]), 17));
+    await assert.rejects(checkGradients(path), /draws random numbers \(RandomUniformLike rnd\)/);
+  });
+
   it("refuses training-mode Dropout unless told to go on", async () => {
     const g = graph([node("Dropout", ["x", "ratio", "training"], ["y"])], [floatTensor("ratio", [], [0.5]), rawTensor("training", DT.BOOL, [], Uint8Array.from([1]))], [valueInfo("x", [2, 3])], [valueInfo("y", [2, 3])]);
     const model = loadModel("dropout.onnx", { bytes: modelBytes(g, 13) });
