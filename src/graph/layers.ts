@@ -114,7 +114,9 @@ function groupLayers(model: Model, index: GraphIndex, scope: string, layers: Lay
     const spec = describe(node, floatConst, (n) => index.isConstant(n));
     if (!spec) continue;
     const nodes = [node];
-    let output = node.outputs[0];
+    // The first output the graph uses: an LSTM/GRU/RNN often leaves Y unused and returns Y_h.
+    const used = (o: string): boolean => !!o && (index.consumersOf(o).length > 0 || index.graphOutputs.has(o));
+    let output = node.outputs.find(used) ?? node.outputs[0];
     let bias = spec.bias;
     let activation: Activation | undefined;
     let followedByNorm = false;

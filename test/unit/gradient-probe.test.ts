@@ -172,6 +172,16 @@ describe("gradient probe", () => {
     }
   });
 
+  it("takes an LSTM layer's used output (Y_h) when Y is left unused, so its gradient is not a trivial 0", async () => {
+    const nodes = [node("LSTM", ["x", "W", "R", "B"], ["ys", "yh", "yc"], [attr("hidden_size", 5)], "/lstm/LSTM")];
+    const inits = [weights("W", [1, 20, 4], 0.4), weights("R", [1, 20, 5], 0.4), floatTensor("B", [1, 40], new Array<number>(40).fill(0))];
+    const path = join(tmp, "lstm_yh.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", [3, "batch", 4])], [valueInfo("yh", [1, "batch", 5])]), 17));
+    assert.equal(findLayers(loadModel(path))[0].output, "yh");
+    const rep = await analyze(path, { batchSize: 4 });
+    assert.ok(rep.layers[0].gradient!.l2 > 0, JSON.stringify(rep.layers[0].gradient));
+  });
+
   it("stops gradients at QuantizeLinear in a QDQ model and says why, instead of reporting zeros", async () => {
     const nodes = [
       node("Gemm", ["x", "W0", "b0"], ["h0"], [attr("transB", 1)], "/layers/layers.0/Gemm"),
