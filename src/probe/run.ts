@@ -3,7 +3,7 @@ import { mergeAdditions } from "../instrument/channel-stats";
 import { instrumentStatistics, NodeBuilder, serializeWith, tapOutputNames, type GraphAdditions, type Tap, type TapOutputs } from "../instrument/stats-graph";
 import { DoctorError } from "../onnx/errors";
 import { defaultOpset, type Model } from "../onnx/model";
-import { RuntimeSession, type HostTensor } from "../runtime/session";
+import { RuntimeSession, shortRuntimeMessage, type HostTensor } from "../runtime/session";
 import { moments, RunningMoments } from "../stats/moments";
 import { histogram, type Histogram } from "../stats/histogram";
 import { Random } from "../stats/random";
@@ -230,7 +230,10 @@ export async function runProbe(model: Model, layers: readonly Layer[], plan: Pro
           r = await session.run(feeds, [...fetch, ...using.flatMap((x) => x.additions.outputs)]);
         } catch (e) {
           if (!extensions.some((x) => x.failed)) throw e;
-          for (const x of extensions) x.failed?.(e);
+          // The added graphs are specialised to batch 1's shapes (see autodiff/shapes.ts); a later
+          // batch whose intermediate shapes differ (data-dependent shapes) cannot run them.
+          const reason = b > 0 ? new Error(`probe batch ${b + 1} has intermediate shapes other than batch 1's, which the backward graph was built for (data-dependent shapes); onnxruntime: ${shortRuntimeMessage(e)}`) : e;
+          for (const x of extensions) x.failed?.(reason);
           extensions = extensions.filter((x) => !x.failed);
           using = extensions.filter((x) => !optional(x));
           plainOnly = true;
