@@ -6,20 +6,12 @@
 // 11), one time step, and gradients arriving from Y, Y_h and Y_c. onnxruntime does not run
 // layout 1, so that is checked against layout 0 in autodiff-recurrent.test.ts.
 import { create } from "@bufbuild/protobuf";
-import { AttributeProto_AttributeType as AT, AttributeProtoSchema, type AttributeProto, type NodeProto } from "../../src/onnx/gen/onnx_pb";
+import { AttributeProto_AttributeType as AT, AttributeProtoSchema, type AttributeProto } from "../../src/onnx/gen/onnx_pb";
 import { attr, node } from "./build-model";
+import type { Case } from "./autodiff-cases";
 
-// Local copies of autodiff-cases.ts' helpers: that module imports this one.
-interface FloatSpec { readonly shape: number[]; readonly fill?: "normal" | "positive" | "away" | "distinct"; readonly init?: boolean }
-interface RecurrentCase {
-  readonly name: string;
-  readonly ops: string[];
-  readonly opset?: number;
-  readonly floats: Record<string, FloatSpec>;
-  readonly ints?: Record<string, { shape: number[]; values: number[]; dtype?: "int64" | "int32" | "bool" }>;
-  readonly nodes: NodeProto[];
-  readonly outputs: Record<string, number[]>;
-}
+// Types only from autodiff-cases.ts (erased at run time): that module imports this one's values.
+type RecurrentCase = Case;
 
 const s = (name: string, v: string): AttributeProto => create(AttributeProtoSchema, { name, type: AT.STRING, s: new TextEncoder().encode(v) });
 const ss = (name: string, v: string[]): AttributeProto => create(AttributeProtoSchema, { name, type: AT.STRINGS, strings: v.map((x) => new TextEncoder().encode(x)) });
