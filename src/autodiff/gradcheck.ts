@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { findLayers } from "../graph/layers";
 import { serializeWith } from "../instrument/stats-graph";
@@ -6,10 +5,11 @@ import { DoctorError, oneLine } from "../onnx/errors";
 import { loadModel } from "../onnx/load";
 import { attrInt, defaultOpset, type Model } from "../onnx/model";
 import { planProbe } from "../probe/inputs";
-import { parseNpy } from "../probe/npy";
+import { readLabelsFile } from "../probe/npy";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
 import { Random } from "../stats/random";
 import { inlineTakenBranches } from "../instrument/inline-branches";
+import { generatedPrefix } from "../instrument/names";
 import { TensorProto_DataType as DT, type ValueInfoProto } from "../onnx/gen/onnx_pb";
 import { tensorValueInfo } from "../onnx/value-info";
 import { buildBackward, type UnsupportedOp } from "./backward";
@@ -322,7 +322,7 @@ async function prepare(model: Model, precision: FloatType, options: GradcheckOpt
   const params = [...paramValues.keys()].filter((p) => !held.includes(p));
   const targets = [...params, ...floatInputs].filter((t) => !options.tensors || options.tensors.includes(t));
 
-  const e = new GradEmitter("__doctor_grad", defaultOpset(checkModel));
+  const e = new GradEmitter(generatedPrefix(checkModel, "__doctor_grad"), defaultOpset(checkModel));
   const emitted = emitLoss(e, checkModel, info, loss, loss === "mse" && !!options.labels, true);
   // Σ (∂L/∂y · y)^2 in float64, for the rounding bound of the finite differences.
   const scaleParts = [...emitted.seeds].map(([y, g]) => e.reduce("ReduceSumSquare", e.op("Cast", [e.mul(g, y)], { to: DT.DOUBLE }), undefined, false));
@@ -446,7 +446,7 @@ export async function checkGradients(path: string, options: CheckGradientsOption
   options.progress?.(0, "reading the model");
   const model = loadModel(path);
   const plan = planProbe(model, { inputFile: options.inputFile, dims: options.dims, fill: options.fill, batchSize: options.batchSize ?? 2, batches: 1, seed: options.seed });
-  const labels = options.labelsFile ? parseNpy(readFileSync(options.labelsFile), basename(options.labelsFile)) : undefined;
+  const labels = options.labelsFile ? readLabelsFile(options.labelsFile, options.loss ?? "ce") : undefined;
   const loss = options.loss ?? (labels ? "ce" : "random");
   const result = await gradcheck(model, { ...options, loss, feeds: plan.feeds(0), labels, labelsName: options.labelsFile ? basename(options.labelsFile) : undefined });
   return { ...result, model: path, batchSize: plan.batchSize };

@@ -1,3 +1,4 @@
+import { generatedPrefix } from "../instrument/names";
 import { defaultOpset, type Model } from "../onnx/model";
 import { buildBackward, type Backward } from "./backward";
 import { GradEmitter } from "./emit";
@@ -13,10 +14,10 @@ export interface GradientGraph {
 
 /**
  * Emits loss + backward for gradients of `targets` (layer outputs, weights, inputs). Nodes are
- * named under `prefix`, so they cannot clash with the model's or the statistics' own.
+ * named under a prefix no name of the model starts with, so they cannot clash with the model's or the statistics' own.
  */
-export function buildGradientGraph(model: Model, info: TensorInfo, loss: LossName, targets: readonly string[], options: { withTargets?: boolean; prefix?: string; lossInDouble?: boolean } = {}): GradientGraph {
-  const emitter = new GradEmitter(options.prefix ?? "__doctor_grad", defaultOpset(model));
+export function buildGradientGraph(model: Model, info: TensorInfo, loss: LossName, targets: readonly string[], options: { withTargets?: boolean; lossInDouble?: boolean } = {}): GradientGraph {
+  const emitter = new GradEmitter(generatedPrefix(model, "__doctor_grad"), defaultOpset(model));
   const emitted = emitLoss(emitter, model, info, loss, options.withTargets ?? false, options.lossInDouble);
   const backward = buildBackward(model, info, emitter, emitted.seeds, targets);
   return { emitter, loss: emitted, backward };

@@ -1,3 +1,4 @@
+import { generatedPrefix } from "../instrument/names";
 import { serializeWith } from "../instrument/stats-graph";
 import type { DType } from "../onnx/dtype";
 import { defaultOpset, type Model } from "../onnx/model";
@@ -45,7 +46,7 @@ export async function probeTensorInfo(model: Model, feeds: Record<string, HostTe
   const values = new Map<string, number[]>();
   const tensors = [...new Set(model.nodes.flatMap((n) => n.outputs.filter((o) => o && !shapes.has(o))))];
   const opset = defaultOpset(model);
-  const b = new GradEmitter("__doctor_shape", opset);
+  const b = new GradEmitter(generatedPrefix(model, "__doctor_shape"), opset);
   const probes = new Map(tensors.map((t) => [t, { shape: b.op("Shape", [t]), head: b.slice(b.reshape(t, [-1]), [0], [SMALL_INT + 1], [0]) }]));
   const bytes = serializeWith(model, b.nodes, b.initializers, [...probes.values()].flatMap((p) => [p.shape, p.head]));
   // Unoptimised: onnxruntime would otherwise fold Shape nodes from its static shape inference,

@@ -1,20 +1,11 @@
 import { writeFileSync } from "node:fs";
-import { InvalidArgumentError, Option, type Command } from "commander";
+import { Option, type Command } from "commander";
 import { checkGradients, type GradcheckResult } from "../autodiff/gradcheck";
 import { LOSS_NAMES, type LossName } from "../autodiff/loss";
 import { fmt } from "../rules/rule";
 import { startWatchdog } from "../runtime/watchdog";
-
-const positiveInt = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
-  return n;
-};
-const keyValue = (v: string, prev: Record<string, number> = {}): Record<string, number> => {
-  const m = /^([^=]+)=(-?[\d.e+-]+)$/.exec(v);
-  if (!m || !Number.isFinite(Number(m[2]))) throw new InvalidArgumentError(`expected name=number, got "${v}"`);
-  return { ...prev, [m[1]]: Number(m[2]) };
-};
+import { DoctorError } from "../onnx/errors";
+import { dimValue, keyValue, maxThreads, positiveInt, positiveNumber, seedValue, threadCount } from "./options";
 
 /**
  * `onnx-doctor gradcheck model.onnx`: the seed's gradient checking. Exit code 0 when every checked
@@ -29,21 +20,17 @@ export function registerGradcheck(program: Command): void {
     .addOption(new Option("-f, --format <format>", "output format").choices(["text", "json"]).default("text"))
     .option("-o, --out <file>", "write the result to a file instead of stdout")
     .option("-i, --input <file>", "probe data: .npy for the first input, or .npz with one array per input name")
-    .option("--dim <name=value>", "value for a symbolic dimension (repeatable)", keyValue)
+    .option("--dim <name=value>", "value for a symbolic dimension (repeatable)", dimValue)
     .option("--fill <name=value>", "feed a constant to an input (repeatable)", keyValue)
     .option("-b, --batch-size <n>", "rows of the probe batch (default 2)", positiveInt)
-    .option("--seed <n>", "seed of the synthetic data and of the sampled elements", (v) => Number.parseInt(v, 10))
+    .option("--seed <n>", "seed of the synthetic data and of the sampled elements", seedValue)
     .addOption(new Option("--loss <name>", "loss to differentiate (default: ce with --labels, else random)").choices([...LOSS_NAMES]))
     .option("--labels <file>", ".npy labels for --loss ce (class ids) or mse (targets)")
     .option("--samples <n>", "elements checked per tensor (a seeded random subset; default 8)", positiveInt)
     .addOption(new Option("--precision <p>", "float64 when onnxruntime can run the model in double (default auto)").choices(["auto", "float64", "float32"]).default("auto"))
-    .option("--epsilon <e>", "finite-difference step (default 1e-6 in float64, 1e-3 in float32)", (v) => {
-      const n = Number(v);
-      if (!(n > 0)) throw new InvalidArgumentError("must be a positive number");
-      return n;
-    })
+    .option("--epsilon <e>", "finite-difference step (default 1e-6 in float64, 1e-3 in float32)", positiveNumber)
     .option("--allow-dropout", "check although Dropout runs in training mode (the result is then meaningless)")
-    .option("--threads <n>", "onnxruntime intra-op threads", positiveInt)
+    .option("--threads <n>", `onnxruntime intra-op threads (at most ${maxThreads()})`, threadCount)
     .option("--no-progress", "do not report progress on stderr")
     .option("--timeout <seconds>", "stop after this many seconds (one-line reason, exit 137)", positiveInt)
     .option("--max-memory <MB>", "stop when the process uses more memory (one-line reason, exit 137)", positiveInt)
@@ -52,6 +39,7 @@ export function registerGradcheck(program: Command): void {
       seed?: number; loss?: LossName; labels?: string; samples?: number; precision: "auto" | "float64" | "float32"; epsilon?: number;
       allowDropout?: boolean; threads?: number; progress: boolean; timeout?: number; maxMemory?: number;
     }) => {
+      if (opts.labels && opts.loss === "random") throw new DoctorError("probe.input", "--labels is used only by --loss ce or mse; --loss random would ignore it");
       startWatchdog({
         timeoutSeconds: opts.timeout, maxMemoryMb: opts.maxMemory,
         hint: { what: "gradient check", timeout: "try fewer --samples", memory: "try a smaller --batch-size" },

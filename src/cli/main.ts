@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { dimValue, keyValue, maxThreads, positiveInt, seedValue, threadCount } from "./options";
 import { analyze, DoctorError } from "../index";
 import { oneLine } from "../onnx/errors";
 import { toHtml } from "../report/html";
@@ -11,34 +12,8 @@ import { toText } from "../report/text";
 import { toJson, type Report } from "../report/types";
 import { registerGradcheck } from "./gradcheck";
 import { startWatchdog } from "../runtime/watchdog";
+import { exitOnSignalsRemovingTempFiles } from "../runtime/temp-files";
 import { TOOL_VERSION } from "../version";
-
-const positiveInt = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
-  return n;
-};
-const seedValue = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
-  return n;
-};
-const threadCount = (v: string): number => {
-  const n = positiveInt(v);
-  if (n > 1024) throw new InvalidArgumentError("must be at most 1024");
-  return n;
-};
-const dimValue = (v: string, prev: Record<string, number> = {}): Record<string, number> => {
-  const next = keyValue(v, prev);
-  const [name, value] = Object.entries(next).find(([k]) => !(k in prev)) ?? Object.entries(next).pop()!;
-  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`dimension ${name} must be a positive integer, got ${value}`);
-  return next;
-};
-const keyValue = (v: string, prev: Record<string, number> = {}): Record<string, number> => {
-  const m = /^([^=]+)=(-?[\d.e+-]+)$/.exec(v);
-  if (!m || !Number.isFinite(Number(m[2]))) throw new InvalidArgumentError(`expected name=number, got "${v}"`);
-  return { ...prev, [m[1]]: Number(m[2]) };
-};
 
 const program = new Command()
   .name("onnx-doctor")
@@ -62,7 +37,7 @@ program
   .option("-b, --batch-size <n>", "probe batch size", positiveInt)
   .option("--batches <n>", "number of probe batches", positiveInt)
   .option("--seed <n>", "seed for synthetic probe data", seedValue)
-  .option("--threads <n>", "onnxruntime intra-op threads (default: all cores)", threadCount)
+  .option("--threads <n>", `onnxruntime intra-op threads (default: all cores; at most ${maxThreads()})`, threadCount)
   .option("--timeout <seconds>", "stop the analysis after this many seconds (one-line reason, exit 137)", positiveInt)
   .option("--max-memory <MB>", "stop the analysis when the process uses more memory (one-line reason, exit 137)", positiveInt)
   .addOption(new Option("--target <precision>", "precision the model will run in; fp16 adds float16 range checks").choices(["fp32", "fp16"]))
@@ -116,6 +91,9 @@ function render(report: Report, format: "text" | "json" | "markdown" | "sarif" |
 }
 
 registerGradcheck(program);
+
+// Ctrl-C or a SIGTERM while a temp model copy exists removes it (exit 130/143, one line).
+exitOnSignalsRemovingTempFiles();
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof CommanderError) {

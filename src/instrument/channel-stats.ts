@@ -1,5 +1,7 @@
 import type { NodeProto, TensorProto, ValueInfoProto } from "../onnx/gen/onnx_pb";
 import { TensorProto_DataType as DT } from "../onnx/gen/onnx_pb";
+import { defaultOpset, type Model } from "../onnx/model";
+import { generatedPrefix } from "./names";
 import { NodeBuilder, type GraphAdditions } from "./stats-graph";
 
 /** A tensor whose statistics are wanted per channel (axis 1), e.g. the input of a BatchNormalization. */
@@ -25,8 +27,9 @@ export interface ChannelTapOutputs {
  * Per-channel first and second moments, reduced inside the graph (DESIGN decision 1): the tensor
  * is viewed as [N, C, rest] with Reshape(0, C, -1), so any rank >= 2 works without knowing it.
  */
-export function channelStatistics(taps: readonly ChannelTap[], opset: number): { additions: GraphAdditions; outputs: ChannelTapOutputs[] } {
-  const b = new NodeBuilder("__doctor_channels");
+export function channelStatistics(model: Model, taps: readonly ChannelTap[]): { additions: GraphAdditions; outputs: ChannelTapOutputs[] } {
+  const opset = defaultOpset(model);
+  const b = new NodeBuilder(generatedPrefix(model, "__doctor_channels"));
   const outputs: ChannelTapOutputs[] = [];
   for (const tap of taps) {
     let x = tap.castToFloat ? b.op("Cast", [tap.tensor], { to: DT.FLOAT }) : tap.tensor;

@@ -17,6 +17,7 @@ import { originalBytes } from "../onnx/load";
 import type { Model } from "../onnx/model";
 import type { ModelImage } from "../runtime/session";
 import { defaultOpset } from "../onnx/model";
+import { generatedPrefix } from "./names";
 
 /** A tensor to summarise inside the graph, and which extra statistics it needs. */
 export interface Tap {
@@ -73,7 +74,7 @@ export interface GraphAdditions {
 
 export function instrumentStatistics(model: Model, taps: readonly Tap[], extra?: GraphAdditions): { bytes: ModelImage; outputs: TapOutputs[] } {
   const opset = defaultOpset(model);
-  const b = new NodeBuilder("__doctor");
+  const b = new NodeBuilder(generatedPrefix(model, "__doctor"));
   const outputs: TapOutputs[] = [];
   for (const tap of taps) {
     const x = tap.castToFloat ? b.op("Cast", [tap.tensor], { to: DT.FLOAT }) : tap.tensor;

@@ -2,7 +2,7 @@ import type { NormMatch } from "../graph/norms";
 import { batchNormTrainingMode } from "../graph/norms";
 import { channelStatistics, type ChannelTapOutputs } from "../instrument/channel-stats";
 import type { GraphAdditions } from "../instrument/stats-graph";
-import { defaultOpset, type Model } from "../onnx/model";
+import type { Model } from "../onnx/model";
 import type { HostTensor } from "../runtime/session";
 import type { ProbeExtension } from "./run";
 
@@ -44,9 +44,9 @@ export class BatchNormProbe implements ProbeExtension {
       const c = model.constants.get(name);
       return !!c && c.dtype !== "float32";
     };
-    const { additions, outputs } = channelStatistics(chosen.map((c) => ({
+    const { additions, outputs } = channelStatistics(model, chosen.map((c) => ({
       tensor: c.norm.input, channels: c.channels, center: c.norm.nodes[0].inputs[3], castToFloat: castToFloat(c.norm.nodes[0].inputs[3]),
-    })), defaultOpset(model));
+    })));
     this.additions = additions;
     chosen.forEach((c, i) => this.targets.push({ ...c, out: outputs[i], s1: new Float64Array(c.channels), s2: new Float64Array(c.channels), n: 0 }));
   }

@@ -1,11 +1,10 @@
-import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { serializeWith } from "../instrument/stats-graph";
 import { DoctorError } from "../onnx/errors";
 import type { Model } from "../onnx/model";
 import type { FitReport, FitSetReport } from "../report/types";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
-import { parseNpz } from "./npy";
+import { numericValues, readNpzFile } from "./npy";
 
 /** Names under which an .npz may hold the labels. */
 export const LABEL_KEYS = ["labels", "label", "y", "target", "targets"];
@@ -33,15 +32,9 @@ interface LabelledSet {
   rows: number;
 }
 
-function readSet(file: string, model: Model): LabelledSet {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw new DoctorError("probe.input", `cannot read ${file}: ${e instanceof Error ? e.message : e}`);
-  }
+function readSet(file: string, model: Model, option: string): LabelledSet {
   const label = basename(file);
-  const arrays = parseNpz(bytes, label);
+  const arrays = readNpzFile(file, option);
   const inputNames = new Set(model.inputs.map((i) => i.name));
   const labelKey = LABEL_KEYS.find((k) => arrays.has(k) && !inputNames.has(k)) ?? [...arrays.keys()].find((k) => !inputNames.has(k));
   if (!labelKey) throw new DoctorError("probe.input", `${label}: no labels; save them as "labels" next to the inputs (${[...inputNames].join(", ")})`);
@@ -52,7 +45,13 @@ function readSet(file: string, model: Model): LabelledSet {
     if (spec.dtype !== t.dtype) throw new DoctorError("probe.input", `${label}: "${spec.name}" is ${t.dtype} but the model expects ${spec.dtype}`);
     feeds.set(spec.name, t);
   }
-  const labels = arrays.get(labelKey)!;
+  const raw = arrays.get(labelKey)!;
+  // As numbers (float16 decoded from its bits, 64-bit integers converted); the dtype stays, since
+  // integer labels mean classes.
+  const values = numericValues(raw);
+  const bad = values.find((v) => !Number.isFinite(v));
+  if (bad !== undefined) throw new DoctorError("probe.input", `${label}: "${labelKey}" holds ${bad}; labels and targets must be finite numbers`);
+  const labels: HostTensor = { dtype: raw.dtype === "float16" ? "float64" : raw.dtype, dims: raw.dims, data: values };
   const rows = labels.dims[0] ?? 1;
   for (const [name, t] of feeds) {
     if ((t.dims[0] ?? 1) !== rows) throw new DoctorError("probe.input", `${label}: "${name}" has ${t.dims[0]} rows but "${labelKey}" has ${rows}`);
@@ -145,8 +144,8 @@ function score(task: Task, pred: { values: Float64Array; width: number }, labels
 
 /** Runs the model on labelled training and validation sets and classifies bias and variance. */
 export async function evaluateFit(model: Model, options: FitOptions): Promise<FitReport> {
-  const train = readSet(options.trainData, model);
-  const val = readSet(options.valData, model);
+  const train = readSet(options.trainData, model, "--train-data");
+  const val = readSet(options.valData, model, "--val-data");
   const session = await RuntimeSession.open(serializeWith(model, [], [], []), model.externalFiles, { intraOpThreads: options.intraOpThreads });
   const batchSize = options.batchSize ?? 256;
   let trainPred, valPred;

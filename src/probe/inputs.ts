@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { basename, extname } from "node:path";
 import type { DType } from "../onnx/dtype";
 import { DoctorError } from "../onnx/errors";
@@ -6,7 +5,7 @@ import type { Model, ValueSpec } from "../onnx/model";
 import { GraphIndex } from "../graph/index";
 import type { HostTensor } from "../runtime/session";
 import { Random } from "../stats/random";
-import { parseNpy, parseNpz } from "./npy";
+import { readNpyFile, readNpzFile } from "./npy";
 
 /** What the user asked the probe to feed. */
 export interface ProbeOptions {
@@ -157,14 +156,8 @@ function synthetic(plan: InputPlan, random: Random, fill: Record<string, number>
 }
 
 function readInputFile(file: string, specs: readonly ValueSpec[]): Map<string, HostTensor> {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw new DoctorError("probe.input", `cannot read probe data ${file}: ${e instanceof Error ? e.message : e}`);
-  }
   const label = basename(file);
-  const data = extname(file).toLowerCase() === ".npz" ? parseNpz(bytes, label) : new Map([[specs[0]?.name ?? "input", parseNpy(bytes, label)]]);
+  const data = extname(file).toLowerCase() === ".npz" ? readNpzFile(file, "--input") : new Map([[specs[0]?.name ?? "input", readNpyFile(file, "--input")]]);
   for (const [name, t] of data) {
     const spec = specs.find((s) => s.name === name);
     if (!spec) throw new DoctorError("probe.input", `${label}: array "${name}" matches no model input (inputs: ${specs.map((s) => s.name).join(", ")})`);

@@ -1,10 +1,104 @@
+import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { basename } from "node:path";
 import { unzipSync } from "fflate";
-import type { DType } from "../onnx/dtype";
-import { DoctorError } from "../onnx/errors";
+import { halfBitsToFloat, type DType } from "../onnx/dtype";
+import { DoctorError, oneLine } from "../onnx/errors";
 import type { HostTensor } from "../runtime/session";
 
 /** Largest probe-data archive we unpack. */
 const MAX_NPZ_BYTES = 4 * 2 ** 30;
+
+/** Largest data file we read (one Node buffer holds at most 2 GiB; a probe needs far less). */
+export const MAX_DATA_FILE_BYTES = 2 ** 31 - 1;
+
+/**
+ * Reads a .npy/.npz data file named by a command-line option (`--input`, `--labels`, ...). Only
+ * regular files: a device (/dev/zero), FIFO or socket never ends or blocks forever, and a directory
+ * cannot be read; each gives one probe.input line naming the option and the file, as does a file
+ * over {@link MAX_DATA_FILE_BYTES}.
+ */
+export function readDataFile(file: string, option: string, maxBytes = MAX_DATA_FILE_BYTES): Uint8Array {
+  const refuse = (why: string): never => { throw new DoctorError("probe.input", `${option} ${file}: ${why}`); };
+  let size = 0;
+  try {
+    const stat = statSync(file);
+    if (stat.isDirectory()) refuse("is a directory, not a .npy/.npz file");
+    // Checked before opening: opening a FIFO for reading blocks until a writer appears.
+    if (!stat.isFile()) refuse("not a regular file (a device, FIFO or socket); save the data with numpy.save or numpy.savez");
+    size = stat.size;
+  } catch (e) {
+    if (e instanceof DoctorError) throw e;
+    refuse(`cannot read it (${oneLine(e)})`);
+  }
+  if (size > maxBytes) refuse(`${(size / 2 ** 30).toFixed(1)} GiB is more than the ${(maxBytes / 2 ** 30).toFixed(1)} GiB a data file may have; give a sample of the rows`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, "r");
+    // The path may have been swapped since the stat: read the file that was opened, up to its size.
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || stat.size > maxBytes) refuse("not a regular file of a readable size");
+    const bytes = new Uint8Array(stat.size);
+    let at = 0;
+    while (at < bytes.length) {
+      const n = readSync(fd, bytes, at, bytes.length - at, at);
+      if (n === 0) break;
+      at += n;
+    }
+    return at === bytes.length ? bytes : bytes.subarray(0, at);
+  } catch (e) {
+    if (e instanceof DoctorError) throw e;
+    return refuse(`cannot read it (${oneLine(e)})`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** A .npy file named by `option`. */
+export function readNpyFile(file: string, option: string): HostTensor {
+  return parseNpy(readDataFile(file, option), basename(file));
+}
+
+/** An .npz file named by `option`, its arrays by name. */
+export function readNpzFile(file: string, option: string): Map<string, HostTensor> {
+  return parseNpz(readDataFile(file, option), basename(file));
+}
+
+/**
+ * The values of a parsed array as numbers: float16 decoded from its bits, 64-bit integers converted
+ * (exactly up to 2^53), bool as 0/1.
+ */
+export function numericValues(t: HostTensor): Float64Array {
+  const d = t.data;
+  if (t.dtype === "float16") return Float64Array.from(d as Uint16Array, halfBitsToFloat);
+  if (d instanceof BigInt64Array || d instanceof BigUint64Array) return Float64Array.from(d as ArrayLike<bigint>, Number);
+  return Float64Array.from(d as ArrayLike<number>);
+}
+
+/**
+ * The labels of the gradient probe (`--labels`): class ids for ce, regression targets for mse,
+ * read from a .npy file and returned as float64 whatever their dtype (float16 decoded, int64 and
+ * uint64 converted), so that every consumer sees numbers. Refuses what cannot be labels with one
+ * line: bool or non-numeric class ids, integer regression targets, NaN or Inf.
+ */
+export function readLabelsFile(file: string, loss: "ce" | "mse" | "random", option = "--labels"): HostTensor {
+  const name = basename(file);
+  if (loss === "random") throw new DoctorError("probe.input", `${option} needs --loss ce or --loss mse`);
+  const t = readNpyFile(file, option);
+  const integer = t.dtype.startsWith("int") || t.dtype.startsWith("uint");
+  if (loss === "ce" && !(integer || t.dtype.startsWith("float"))) {
+    throw new DoctorError("probe.input", `${name}: class labels must be integer class ids, got ${t.dtype}${t.dtype === "bool" ? " (for two classes save them as integers: y.astype(numpy.int64))" : ""}`);
+  }
+  if (loss === "mse" && !t.dtype.startsWith("float")) {
+    throw new DoctorError("probe.input", `${name}: regression targets must be floats, got ${t.dtype} (for class ids use --loss ce; else save them with y.astype(numpy.float32))`);
+  }
+  const values = numericValues(t);
+  const bad = values.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) {
+    const row = Math.floor(bad / Math.max(1, values.length / Math.max(1, t.dims[0] ?? 1)));
+    throw new DoctorError("probe.input", `${name}: ${loss === "ce" ? "label" : "target"} ${values[bad]} in row ${row}; labels and targets must be finite numbers`);
+  }
+  return { dtype: "float64", dims: t.dims, data: values };
+}
 
 const descrToDType: Record<string, DType> = {
   f4: "float32", f8: "float64", f2: "float16", i1: "int8", u1: "uint8", i2: "int16", u2: "uint16",

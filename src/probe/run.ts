@@ -1,5 +1,6 @@
 import type { Layer } from "../graph/layers";
 import { mergeAdditions } from "../instrument/channel-stats";
+import { generatedPrefix } from "../instrument/names";
 import { instrumentStatistics, NodeBuilder, serializeWith, tapOutputNames, type GraphAdditions, type Tap, type TapOutputs } from "../instrument/stats-graph";
 import { DoctorError } from "../onnx/errors";
 import { defaultOpset, type Model } from "../onnx/model";
@@ -286,7 +287,7 @@ async function locateNonFinite(model: Model, plan: ProbePlan, batch: number, cou
   const bad = new Set<string>();
   for (let start = 0; start < candidates.length && bad.size === 0; start += LOCATE_CHUNK) {
     const chunk = candidates.slice(start, start + LOCATE_CHUNK);
-    const b = new NodeBuilder("__doctor_nan");
+    const b = new NodeBuilder(generatedPrefix(model, "__doctor_nan"));
     const counters = chunk.map((name) => {
       const x = types.get(name) === "float32" ? name : b.op("Cast", [name], { to: 1 });
       return { name, finite: b.countTrue(b.op("Less", [b.op("Abs", [b.op("Sub", [x, x])]), b.constFloat(1)])), size: b.op("Size", [x]) };

@@ -1,4 +1,4 @@
-import { appendFileSync, copyFileSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -7,7 +7,7 @@ import * as ort from "onnxruntime-node";
 ort.env.logLevel = "fatal";
 import type { DType } from "../onnx/dtype";
 import { DoctorError, oneLine } from "../onnx/errors";
-import { TEMP_PREFIX } from "./temp-files";
+import { registerTempFile, removeTempFile, sweepStaleTempFiles, tempFileName } from "./temp-files";
 
 /** Bigger models are handed to onnxruntime as a file rather than as bytes. */
 export const IN_MEMORY_LIMIT = 256 << 20;
@@ -27,10 +27,14 @@ export interface ModelImage {
  * is copied by the kernel, not through this process's memory.
  */
 function writeNextTo(path: string, parts: readonly Uint8Array[], needsModelFolder: boolean): string | undefined {
-  const name = `${TEMP_PREFIX}${process.pid}-${Math.random().toString(36).slice(2)}.onnx`;
+  const name = tempFileName();
   const folders = needsModelFolder ? [dirname(resolve(path))] : [dirname(resolve(path)), tmpdir()];
   for (const folder of folders) {
+    // Copies of processes that were killed meanwhile (no chance to clean up) go first.
+    sweepStaleTempFiles(folder);
     const temp = join(folder, name);
+    // Registered before a byte is written: a watchdog or signal stop removes it from then on.
+    registerTempFile(temp);
     try {
       const [first, ...rest] = parts;
       if (statSync(path).size === first.byteLength) copyFileSync(path, temp);
@@ -38,7 +42,7 @@ function writeNextTo(path: string, parts: readonly Uint8Array[], needsModelFolde
       for (const p of rest) appendFileSync(temp, p);
       return temp;
     } catch {
-      rmSync(temp, { force: true });
+      removeTempFile(temp);
     }
   }
   return undefined;
@@ -88,7 +92,7 @@ export class RuntimeSession {
           try {
             return new RuntimeSession(await ort.InferenceSession.create(temp, sessionOptions));
           } finally {
-            rmSync(temp, { force: true });
+            removeTempFile(temp);
           }
         }
       }

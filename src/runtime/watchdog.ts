@@ -1,4 +1,5 @@
 import { Worker } from "node:worker_threads";
+import { liveTempFiles, onTempFilesChange } from "./temp-files";
 
 /** Limits for one analysis; onnxruntime blocks the JS thread, so a timer on it cannot enforce them. */
 export interface WatchdogLimits {
@@ -12,11 +13,19 @@ export interface WatchdogLimits {
 
 // Runs on its own thread: it still ticks while session.run() holds the main thread, writes its
 // one-line reason straight to stderr (the main thread's streams are blocked too) and ends the process.
+// Before that it removes the temp model copies that exist (src/runtime/temp-files.ts): the main
+// thread posts every one it creates or removes, and cannot clean up after a SIGKILL.
 const watchdogSource = `
-  const { workerData } = require("node:worker_threads");
-  const { writeSync } = require("node:fs");
+  const { workerData, parentPort } = require("node:worker_threads");
+  const { writeSync, rmSync } = require("node:fs");
   const started = Date.now();
+  const temps = new Set(workerData.tempFiles);
+  parentPort.on("message", (m) => {
+    if (m && typeof m.added === "string") temps.add(m.added);
+    if (m && typeof m.removed === "string") temps.delete(m.removed);
+  });
   const stop = (code, reason) => {
+    for (const t of temps) { try { rmSync(t, { force: true }); } catch {} }
     try { writeSync(2, "onnx-doctor: " + code + ": " + reason + "\\n"); } catch {}
     process.kill(process.pid, "SIGKILL");
   };
@@ -38,7 +47,11 @@ const watchdogSource = `
 export function startWatchdog(limits: WatchdogLimits): () => void {
   if (!limits.timeoutSeconds && !limits.maxMemoryMb) return () => {};
   const hint = limits.hint ?? { what: "analysis", timeout: "try a smaller --batch-size, fewer --batches or --static", memory: "try a smaller --batch-size or --static" };
-  const worker = new Worker(watchdogSource, { eval: true, workerData: { ...limits, hint } });
+  const worker = new Worker(watchdogSource, { eval: true, workerData: { ...limits, hint, tempFiles: liveTempFiles() } });
   worker.unref();
-  return () => void worker.terminate();
+  const unsubscribe = onTempFilesChange((change) => worker.postMessage(change));
+  return () => {
+    unsubscribe();
+    void worker.terminate();
+  };
 }

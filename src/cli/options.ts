@@ -1,0 +1,52 @@
+import { availableParallelism } from "node:os";
+import { InvalidArgumentError } from "commander";
+
+// Option parsers shared by `analyze` and `gradcheck`: a value is refused (exit 2, one line) when it
+// could only be a typo or would run away.
+
+export const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
+  return n;
+};
+
+export const seedValue = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
+  return n;
+};
+
+/**
+ * Most onnxruntime intra-op threads we start: max(64, 4 x the cores). More only adds start-up and
+ * contention (1,024 threads took 90 s on a 2-core machine; 100,000 never finished).
+ */
+export function maxThreads(): number {
+  return Math.max(64, 4 * availableParallelism());
+}
+
+export const threadCount = (v: string): number => {
+  const n = positiveInt(v);
+  const max = maxThreads();
+  if (n > max) throw new InvalidArgumentError(`must be at most ${max} (the larger of 64 and 4 x the ${availableParallelism()} cores here): more threads than cores only slow onnxruntime down`);
+  return n;
+};
+
+export const keyValue = (v: string, prev: Record<string, number> = {}): Record<string, number> => {
+  const m = /^([^=]+)=(-?[\d.e+-]+)$/.exec(v);
+  if (!m || !Number.isFinite(Number(m[2]))) throw new InvalidArgumentError(`expected name=number, got "${v}"`);
+  return { ...prev, [m[1]]: Number(m[2]) };
+};
+
+export const dimValue = (v: string, prev: Record<string, number> = {}): Record<string, number> => {
+  const next = keyValue(v, prev);
+  const [name, value] = Object.entries(next).find(([k]) => !(k in prev)) ?? Object.entries(next).pop()!;
+  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`dimension ${name} must be a positive integer, got ${value}`);
+  return next;
+};
+
+/** A finite positive number (a finite-difference step). */
+export const positiveNumber = (v: string): number => {
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError("must be a finite positive number");
+  return n;
+};

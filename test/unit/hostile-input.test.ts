@@ -1,0 +1,362 @@
+// Defects a tester found with hostile inputs: temp copies left behind by a stop, data files that
+// are devices/FIFOs/directories, label dtypes, names colliding with the engine's prefixes, option
+// overflows and deep graphs.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { RuntimeSession } from "../../src/runtime/session";
+import { sweepStaleTempFiles } from "../../src/runtime/temp-files";
+import { loadModel } from "../../src/onnx/load";
+import { serializeWith } from "../../src/instrument/stats-graph";
+import { attr, externalTensor, floatTensor, graph, modelBytes, node, valueInfo } from "./build-model";
+import { generatedPrefix } from "../../src/instrument/names";
+import { checkGradients } from "../../src/autodiff/gradcheck";
+import { chooseLoss, GRADIENT_DEFAULT_MAX_NODES } from "../../src/probe/gradients";
+import { evaluateFit } from "../../src/probe/fit";
+import { zipSync } from "fflate";
+import { analyze } from "../../src/index";
+import { DoctorError } from "../../src/onnx/errors";
+import { parseNpy, readDataFile, readLabelsFile } from "../../src/probe/npy";
+import { FIXTURES } from "./helpers";
+import { GRADIENTS, gradientFixture } from "./gradient-fixtures";
+
+const ROOT = join(__dirname, "..", "..");
+const CLI = join(ROOT, "dist", "cli.js");
+const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 30_000 });
+const tmp = (): string => mkdtempSync(join(tmpdir(), "doctor-hostile-"));
+
+/** Runs a TypeScript snippet in a child process (so it can be killed), from the repository root. */
+function child(dir: string, source: string): { path: string; args: string[] } {
+  const path = join(dir, "child.ts");
+  writeFileSync(path, source.replaceAll("@src", join(ROOT, "src")));
+  return { path, args: ["--import", "tsx", path] };
+}
+
+/** A pid that belonged to a process that has exited. */
+function deadPid(): number {
+  const p = spawnSync(process.execPath, ["-e", ""]);
+  return p.pid!;
+}
+
+describe("temporary model copies", () => {
+  it("sweeps copies of processes that no longer exist, and only those", () => {
+    const dir = tmp();
+    const dead = `.onnx-doctor-${deadPid()}-abc.onnx`;
+    const mine = `.onnx-doctor-${process.pid}-abc.onnx`;
+    const parent = `.onnx-doctor-${process.ppid}-abc.onnx`;
+    for (const n of [dead, mine, parent, "model.onnx", ".onnx-doctor-x-1.onnx"]) writeFileSync(join(dir, n), "x");
+    assert.deepEqual(sweepStaleTempFiles(dir), [dead]);
+    assert.deepEqual(readdirSync(dir).sort(), [".onnx-doctor-x-1.onnx", mine, parent, "model.onnx"].sort());
+  });
+
+  it("a session on an external-data model sweeps stale copies and leaves none of its own", async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, "w.bin"), new Uint8Array(new Float32Array(16).fill(0.5).buffer));
+    const g = graph([node("MatMul", ["x", "w"], ["y"])], [externalTensor("w", [4, 4], "w.bin", 0, 64)]);
+    writeFileSync(join(dir, "m.onnx"), modelBytes(g));
+    const stale = `.onnx-doctor-${deadPid()}-zz.onnx`;
+    writeFileSync(join(dir, stale), "left by a killed run");
+    const model = loadModel(join(dir, "m.onnx"));
+    const session = await RuntimeSession.open(serializeWith(model, [], [], []), model.externalFiles);
+    const r = await session.run({ x: { dtype: "float32", dims: [1, 4], data: new Float32Array([1, 1, 1, 1]) } }, ["y"]);
+    await session.release();
+    assert.deepEqual(Array.from(r.y.data as Float32Array), [2, 2, 2, 2]);
+    assert.deepEqual(readdirSync(dir).sort(), ["m.onnx", "w.bin"]);
+  });
+
+  it("the watchdog removes registered copies before it kills the process", () => {
+    const dir = tmp();
+    const { args } = child(dir, `
+      import { writeFileSync } from "node:fs";
+      import { registerTempFile, removeTempFile } from "@src/runtime/temp-files";
+      import { startWatchdog } from "@src/runtime/watchdog";
+      const before = ${JSON.stringify(join(dir, ".onnx-doctor-1-before.onnx"))};
+      registerTempFile(before); writeFileSync(before, "x");
+      startWatchdog({ timeoutSeconds: 1 });
+      const after = ${JSON.stringify(join(dir, ".onnx-doctor-1-after.onnx"))};
+      registerTempFile(after); writeFileSync(after, "x");
+      const gone = ${JSON.stringify(join(dir, "kept.onnx"))};
+      registerTempFile(gone); writeFileSync(gone, "x"); removeTempFile(gone); writeFileSync(gone, "recreated, no longer ours");
+      // Block the main thread the way onnxruntime does: only the watchdog thread runs.
+      setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20000), 50);
+    `);
+    const p = spawnSync(process.execPath, args, { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+    assert.equal(p.signal, "SIGKILL", p.stderr);
+    assert.match(p.stderr, /^onnx-doctor: timeout: analysis stopped after 1 s \(--timeout\)/);
+    assert.deepEqual(readdirSync(dir).sort(), ["child.ts", "kept.onnx"]);
+  });
+
+  const signalled = (dir: string, signal: NodeJS.Signals, blockMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+    const temp = join(dir, ".onnx-doctor-1-sig.onnx");
+    const { args } = child(dir, `
+      import { writeFileSync, writeSync } from "node:fs";
+      import { exitOnSignalsRemovingTempFiles, registerTempFile, removeTempFile } from "@src/runtime/temp-files";
+      exitOnSignalsRemovingTempFiles();
+      registerTempFile(${JSON.stringify(temp)}); writeFileSync(${JSON.stringify(temp)}, "x");
+      writeSync(1, "ready\\n");
+      if (${blockMs} > 0) {
+        // As onnxruntime's session creation: the signal arrives while the main thread is blocked,
+        // and the copy is removed by the normal path before the handler can run.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${blockMs});
+        removeTempFile(${JSON.stringify(temp)});
+      }
+      setTimeout(() => { writeSync(1, "survived\\n"); }, 5000);
+    `);
+    return new Promise((resolve) => {
+      const c = spawn(process.execPath, args, { cwd: ROOT });
+      let stdout = "";
+      let stderr = "";
+      c.stdout.on("data", (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout === "ready\n") setTimeout(() => c.kill(signal), blockMs > 0 ? 200 : 0);
+      });
+      c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      c.on("exit", (code) => resolve({ code, stdout, stderr }));
+    });
+  };
+
+  it("SIGINT and SIGTERM remove the copy and exit 130 / 143 with one line", async () => {
+    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+      const dir = tmp();
+      const r = await signalled(dir, signal, 0);
+      assert.equal(r.code, code, r.stderr);
+      assert.equal(r.stderr, `onnx-doctor: cancelled: stopped by ${signal}\n`);
+      assert.deepEqual(readdirSync(dir), ["child.ts"]);
+    }
+  });
+
+  it("a signal that arrives while the main thread is blocked still stops the process once it returns", async () => {
+    const dir = tmp();
+    const r = await signalled(dir, "SIGINT", 1500);
+    assert.equal(r.code, 130, r.stderr);
+    assert.doesNotMatch(r.stdout, /survived/);
+    assert.ok(!existsSync(join(dir, ".onnx-doctor-1-sig.onnx")));
+  });
+});
+
+function npy(descr: string, shape: number[], data: ArrayBufferView): string {
+  const path = join(tmp(), "a.npy");
+  writeFileSync(path, npyBytes(descr, shape, data));
+  return path;
+}
+
+function npyBytes(descr: string, shape: number[], data: ArrayBufferView): Uint8Array {
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
+  while ((10 + header.length + 1) % 64) header += " ";
+  header += "\n";
+  const head = new Uint8Array(10 + header.length);
+  head.set([0x93, ...Buffer.from("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8], 0);
+  head.set(Buffer.from(header, "latin1"), 10);
+  return Buffer.concat([head, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)]);
+}
+
+describe("data files", () => {
+  const probe = join(FIXTURES, "tanh_tiny_init.probe.npy");
+  const model = join(FIXTURES, "tanh_tiny_init.onnx");
+
+  it("a device, FIFO or directory given as --input, --labels or --train-data is refused with one line, never read", () => {
+    const dir = tmp();
+    const fifo = join(dir, "fifo.npy");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+    const cases: [string[], RegExp][] = [
+      [["analyze", model, "--input", "/dev/zero"], /--input \/dev\/zero: not a regular file/],
+      [["analyze", model, "--input", probe, "--labels", "/dev/zero"], /--labels \/dev\/zero: not a regular file/],
+      [["analyze", model, "--input", probe, "--labels", fifo], /--labels \S+fifo\.npy: not a regular file \(a device, FIFO or socket\)/],
+      [["analyze", model, "--train-data", "/dev/zero", "--val-data", "/dev/zero"], /--train-data \/dev\/zero: not a regular file/],
+      [["gradcheck", model, "--no-progress", "--labels", "/dev/zero"], /--labels \/dev\/zero: not a regular file/],
+      [["gradcheck", model, "--no-progress", "--input", fifo], /--input \S+fifo\.npy: not a regular file/],
+      [["gradcheck", model, "--no-progress", "--labels", dir], /--labels \S+: is a directory, not a \.npy\/\.npz file/],
+    ];
+    for (const [args, pattern] of cases) {
+      const p = cli(...args);
+      assert.equal(p.status, 2, `${args.join(" ")}: ${p.signal ?? ""} ${p.stderr}`);
+      assert.match(p.stderr, new RegExp(`^onnx-doctor: probe\\.input: ${pattern.source}[^\\n]*\\n$`), args.join(" "));
+    }
+  });
+
+  it("refuses a data file over the size cap without reading it", () => {
+    const path = join(tmp(), "huge.npy");
+    const fd = openSync(path, "w");
+    closeSync(fd);
+    // Sparse: 3 GiB of holes, nothing written.
+    spawnSync("truncate", ["-s", "3G", path]);
+    assert.throws(() => readDataFile(path, "--input"), (e: unknown) => e instanceof DoctorError && e.code === "probe.input" && /--input \S+huge\.npy: 3\.0 GiB is more than the 2\.0 GiB a data file may have/.test(e.message));
+    assert.throws(() => readDataFile(join(tmp(), "missing.npy"), "--labels"), /--labels \S+missing\.npy: cannot read it \(ENOENT/);
+  });
+});
+
+describe("label dtypes", () => {
+  const fx = gradientFixture("relu_he_deep");
+  const ids = Array.from(parseNpy(readFileSync(join(GRADIENTS, fx.labels)), fx.labels).data as BigInt64Array, Number);
+  const f16 = (v: number): number => ({ 0: 0x0000, 1: 0x3c00, 2: 0x4000, 3: 0x4200, 4: 0x4400, 5: 0x4500, 6: 0x4600, 7: 0x4700, 8: 0x4800, 9: 0x4880, 0.5: 0x3800 } as Record<number, number>)[v];
+
+  it("class ids of every integer and float dtype give the oracle's cross-entropy", async () => {
+    assert.equal(ids.length, 16);
+    const files = {
+      uint64: npy("<u8", [16], BigUint64Array.from(ids.map(BigInt))),
+      int32: npy("<i4", [16], Int32Array.from(ids)),
+      uint8: npy("|u1", [16], Uint8Array.from(ids)),
+      float16: npy("<f2", [16], Uint16Array.from(ids.map(f16))),
+      float64: npy("<f8", [16], Float64Array.from(ids)),
+    };
+    for (const [dtype, labelsFile] of Object.entries(files)) {
+      assert.deepEqual(Array.from(readLabelsFile(labelsFile, "ce").data as Float64Array), ids, dtype);
+      const rep = await analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, batches: 1, labelsFile });
+      assert.ok(Math.abs(rep.probe.loss!.value! - fx.losses.ce.value) < 1e-4 * fx.losses.ce.value, `${dtype}: ${rep.probe.loss!.value} vs ${fx.losses.ce.value}`);
+    }
+  });
+
+  it("float16 regression targets are decoded, not read as their bits", async () => {
+    const targets = Array.from({ length: 16 * 10 }, (_, i) => [0, 0.5, 1][i % 3]);
+    const half = npy("<f2", [16, 10], Uint16Array.from(targets.map(f16)));
+    const single = npy("<f4", [16, 10], Float32Array.from(targets));
+    const options = { inputFile: join(GRADIENTS, fx.input), batchSize: 16, batches: 1, loss: "mse" as const };
+    const a = await analyze(join(GRADIENTS, fx.model), { ...options, labelsFile: half });
+    const b = await analyze(join(GRADIENTS, fx.model), { ...options, labelsFile: single });
+    assert.ok(a.probe.loss!.value! < 10, `loss ${a.probe.loss!.value}`);
+    assert.equal(a.probe.loss!.value, b.probe.loss!.value);
+  });
+
+  it("--train-data/--val-data labels: float16 decoded, NaN refused", async () => {
+    // y = x . [1, 2, 3, 4] = ±2: a regression the labels fit exactly, so both errors are 0 when decoded right.
+    const g = graph([node("MatMul", ["x", "W"], ["y"], [], "/fc/MatMul")], [floatTensor("W", [4, 1], [1, 2, 3, 4])], undefined, [valueInfo("y", ["batch", 1])]);
+    const modelPath = join(tmp(), "reg.onnx");
+    writeFileSync(modelPath, modelBytes(g));
+    const x = Float32Array.from({ length: 8 * 4 }, (_, i) => [1, 0.5, 0, 0][i % 4] * ((i >> 2) % 2 ? 1 : -1));
+    const y = Array.from({ length: 8 }, (_, r) => (r % 2 ? 2 : -2));
+    const set = (labels: Uint8Array): string => {
+      const path = join(tmp(), "set.npz");
+      writeFileSync(path, zipSync({ "x.npy": npyBytes("<f4", [8, 4], x), "labels.npy": labels }));
+      return path;
+    };
+    const half = set(npyBytes("<f2", [8], Uint16Array.from(y, (v) => (v > 0 ? 0x4000 : 0xc000))));
+    const fit = await evaluateFit(loadModel(modelPath), { trainData: half, valData: half });
+    assert.deepEqual([fit.task, fit.train.loss, fit.val.error], ["regression", 0, 0]);
+    const nan = set(npyBytes("<f4", [8], Float32Array.from(y, (v, i) => (i === 3 ? NaN : v))));
+    await assert.rejects(evaluateFit(loadModel(modelPath), { trainData: nan, valData: half }), /set\.npz: "labels" holds NaN; labels and targets must be finite numbers/);
+  });
+
+  it("refuses bool class ids, integer regression targets and NaN/Inf with one clear line", () => {
+    const refused = (file: string, loss: "ce" | "mse", pattern: RegExp): void => {
+      assert.throws(() => readLabelsFile(file, loss), (e: unknown) => e instanceof DoctorError && e.code === "probe.input" && pattern.test(e.message) && !e.message.includes("\n"), String(pattern));
+    };
+    refused(npy("|b1", [4], Uint8Array.from([0, 1, 1, 0])), "ce", /class labels must be integer class ids, got bool \(for two classes save them as integers/);
+    refused(npy("<i8", [4], BigInt64Array.from([1n, 2n, 3n, 4n])), "mse", /regression targets must be floats, got int64/);
+    refused(npy("<f4", [2, 2], Float32Array.from([1, 2, NaN, 4])), "mse", /target NaN in row 1; labels and targets must be finite numbers/);
+    refused(npy("<f2", [3], Uint16Array.from([0x3c00, 0x7c00, 0])), "ce", /label Infinity in row 1/);
+    assert.throws(() => readLabelsFile(npy("<i8", [1], BigInt64Array.from([1n])), "random"), /--labels needs --loss ce or --loss mse/);
+  });
+});
+
+describe("names colliding with the engine's generated prefixes", () => {
+  const bases = ["__doctor", "__doctor_channels", "__doctor_nan", "__doctor_shape", "__doctor_grad"] as const;
+  const hints = ["Slice", "Reshape", "ReduceMean", "ReduceSumSquare", "ReduceMax", "ReduceMin", "ReduceSum", "const", "Mul", "Sub", "Add", "Cast",
+    "Shape", "Abs", "Max", "Neg", "Sum", "Exp", "LogSoftmax", "Transpose", "target_cotangent", "target_onehot", "Greater", "Less", "Where", "Div", "Size", "Sign", "Flatten"];
+
+  /** x -> MatMul -> BatchNorm (running mean far off) -> Relu -> MatMul -> y, plus a tensor under every generated name. */
+  function flooded(nanWeight: boolean): string {
+    const w1 = Array.from({ length: 16 }, (_, i) => ((i * 7) % 5) / 5 - 0.4);
+    const w2 = Array.from({ length: 12 }, (_, i) => ((i * 3) % 7) / 7 - 0.4);
+    if (nanWeight) w2[5] = NaN;
+    const g = graph([
+      node("MatMul", ["x", "W1"], ["h"], [], "/fc1/MatMul"),
+      node("BatchNormalization", ["h", "gamma", "beta", "mu", "var"], ["n"], [], "/bn/BatchNormalization"),
+      node("Relu", ["n"], ["a"], [], "/act/Relu"),
+      node("MatMul", ["a", "W2"], ["y"], [], "/fc2/MatMul"),
+      // One colliding name as a node output too, the way an exporter would produce it.
+      node("Identity", ["x"], ["__doctor_grad/Mul_45"], [], "__doctor_shape/Shape_0"),
+    ], [
+      floatTensor("W1", [4, 4], w1), floatTensor("W2", [4, 3], w2),
+      floatTensor("gamma", [4], [1, 1, 1, 1]), floatTensor("beta", [4], [0, 0, 0, 0]), floatTensor("mu", [4], [-3, -3, -3, -3]), floatTensor("var", [4], [1, 1, 1, 1]),
+      ...bases.flatMap((b) => hints.flatMap((h) => Array.from({ length: 40 }, (_, i) => floatTensor(`${b}/${h}_${i}`, [], [0])))),
+    ], undefined, [valueInfo("y", ["batch", 3])]);
+    const path = join(tmp(), "flooded.onnx");
+    writeFileSync(path, modelBytes(g));
+    return path;
+  }
+
+  it("chooses, per model, a prefix no node or tensor name starts with (subgraphs included)", () => {
+    const branch = graph([node("Identity", ["x"], ["__doctor_grad1/inner"])], [], [], [valueInfo("__doctor_grad1/inner", [4])]);
+    const g = graph([node("If", ["c"], ["y"], [attr("then_branch", branch), attr("else_branch", branch)], "__doctor_nan")], []);
+    const model = loadModel("mem.onnx", { bytes: modelBytes(g) });
+    assert.equal(generatedPrefix(model, "__doctor_shape"), "__doctor_shape", "no collision: the base itself");
+    assert.equal(generatedPrefix(model, "__doctor_nan"), "__doctor_nan1", "a node name");
+    // "__doctor_grad1/inner" lives only in the branch; __doctor_grad is taken by it too.
+    assert.equal(generatedPrefix(model, "__doctor_grad"), "__doctor_grad2");
+    assert.equal(generatedPrefix(model, "__doctor"), "__doctor1", "any name starting with the base counts");
+  });
+
+  it("the probe, its gradients, the BatchNorm statistics and the NaN locator run on a model that uses every generated name", async () => {
+    const rep = await analyze(flooded(false), { batchSize: 4, batches: 1 });
+    assert.equal(rep.probe.ran, true, rep.probe.error);
+    assert.equal(rep.probe.gradientCoverage?.error, undefined);
+    assert.equal(rep.probe.gradientCoverage?.supported, rep.probe.gradientCoverage?.layers);
+    assert.ok(rep.layers.every((l) => !l.weight || (l.weight.gradient?.l2 ?? 0) > 0), "every weight gets a gradient");
+    assert.ok(rep.findings.some((f) => f.category === "norm.bn-variance"), "the per-channel statistics ran");
+    const nan = await analyze(flooded(true), { batchSize: 4, batches: 1 });
+    const nf = nan.findings.find((f) => f.category === "numeric.nonfinite");
+    assert.equal(nf?.node, "/fc2/MatMul");
+  });
+
+  it("gradient checking runs on it too", async () => {
+    const r = await checkGradients(flooded(false), { samples: 2 });
+    assert.ok(r.checks.length >= 2);
+    assert.deepEqual(r.checks.filter((c) => c.grade === "wrong").map((c) => c.tensor), []);
+  });
+});
+
+describe("option validation", () => {
+  const model = join(FIXTURES, "tanh_tiny_init.onnx");
+  const max = Math.max(64, 4 * availableParallelism());
+
+  it("caps --threads in analyze and gradcheck; gradcheck validates --seed, --epsilon and --labels like analyze", () => {
+    const refused: [string[], RegExp][] = [
+      [["analyze", model, "--threads", String(max + 1)], new RegExp(`--threads <n>' argument '${max + 1}' is invalid\\. must be at most ${max} `)],
+      [["gradcheck", model, "--threads", "100000"], new RegExp(`--threads <n>' argument '100000' is invalid\\. must be at most ${max} `)],
+      [["gradcheck", model, "--seed", "-1"], /--seed <n>' argument '-1' is invalid\. must be a non-negative integer/],
+      [["gradcheck", model, "--seed", "1e30"], /must be a non-negative integer/],
+      [["gradcheck", model, "--seed", "abc"], /must be a non-negative integer/],
+      [["gradcheck", model, "--epsilon", "Infinity"], /--epsilon <e>' argument 'Infinity' is invalid\. must be a finite positive number/],
+      [["gradcheck", model, "--epsilon", "NaN"], /must be a finite positive number/],
+      [["gradcheck", model, "--loss", "none"], /argument 'none' is invalid\. Allowed choices are ce, mse, random/],
+      [["gradcheck", model, "--loss", "random", "--labels", join(FIXTURES, "tanh_tiny_init.probe.npy")], /^onnx-doctor: probe\.input: --labels is used only by --loss ce or mse; --loss random would ignore it\n$/],
+    ];
+    for (const [args, pattern] of refused) {
+      const p = cli(...args);
+      assert.equal(p.status, 2, `${args.join(" ")}: ${p.stderr}`);
+      assert.match(p.stderr, pattern, args.join(" "));
+    }
+    const ok = cli("analyze", model, "--static", "--threads", String(max));
+    assert.equal(ok.status, 0, ok.stderr);
+  });
+});
+
+describe("deep graphs", () => {
+  /** x -> MatMul -> (n - 2) x Add -> MatMul -> y: n nodes. */
+  function chain(n: number): string {
+    const nodes = [node("MatMul", ["x", "W0"], ["t0"], [], "/first/MatMul")];
+    for (let i = 1; i < n - 1; i++) nodes.push(node("Add", [`t${i - 1}`, "c"], [`t${i}`], [], `/add${i}/Add`));
+    nodes.push(node("MatMul", [`t${n - 2}`, "W1"], ["y"], [], "/last/MatMul"));
+    const eye = Array.from({ length: 16 }, (_, i) => (i % 5 === 0 ? 1 : 0.01));
+    const path = join(tmp(), `chain${n}.onnx`);
+    writeFileSync(path, modelBytes(graph(nodes, [floatTensor("W0", [4, 4], eye), floatTensor("W1", [4, 4], eye), floatTensor("c", [], [0.001])])));
+    return path;
+  }
+
+  it("gradients are off by default above 3,000 nodes, with the way to turn them on", async () => {
+    assert.equal(GRADIENT_DEFAULT_MAX_NODES, 3000);
+    assert.equal(chooseLoss(loadModel(chain(3000)), undefined, undefined).loss, "random");
+    const deep = loadModel(chain(3001));
+    assert.deepEqual(chooseLoss(deep, "random", undefined), { loss: "random" }, "asked for: on");
+    const rep = await analyze(chain(3001), { batchSize: 2, batches: 1 });
+    assert.equal(rep.probe.ran, true, rep.probe.error);
+    assert.match(rep.probe.gradientCoverage?.error ?? "", /^skipped by default: the model has 3001 nodes \(more than 3000\).*ask for them with --loss random\|ce\|mse$/);
+    const info = rep.findings.find((f) => f.ruleId === "model.unsupported/gradient");
+    assert.equal(info?.severity, "info");
+    assert.match(info!.fix, /--loss random/);
+    assert.ok(rep.layers.every((l) => l.gradient === undefined));
+  });
+});
