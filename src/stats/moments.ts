@@ -28,16 +28,34 @@ export function moments(values: Float32Array | Float64Array | readonly number[])
   if (shift !== shift) return { count: n, mean: NaN, std: NaN, min: NaN, max: NaN, zeroFraction: 0, nonFinite: n, kurtosis: NaN, skewness: NaN };
   // Fast path without branches (random weights defeat branch prediction): NaN/Inf make s1 NaN,
   // and only then does the slower pass that skips them run.
-  let s1 = 0, s2 = 0, min = Infinity, max = -Infinity, zeros = 0, nonFinite = 0;
-  for (let i = 0; i < n; i++) {
+  // Two elements per iteration into two accumulator pairs: each sum is a chain of dependent adds,
+  // so two chains run in parallel (the bench MLP's 268 MB of weights: 363 -> 164 ms in a CPU profile).
+  let s1 = 0, s2 = 0, t1 = 0, t2 = 0, min = Infinity, max = -Infinity, zeros = 0, nonFinite = 0;
+  const even = n - (n % 2);
+  for (let i = 0; i < even; i += 2) {
     const v = values[i];
+    const w = values[i + 1];
+    const d = v - shift;
+    const e = w - shift;
+    s1 += d;
+    t1 += e;
+    s2 += d * d;
+    t2 += e * e;
+    min = Math.min(min, v, w);
+    max = Math.max(max, v, w);
+    zeros += (v === 0 ? 1 : 0) + (w === 0 ? 1 : 0);
+  }
+  if (even < n) {
+    const v = values[even];
     const d = v - shift;
     s1 += d;
     s2 += d * d;
-    min = v < min ? v : min;
-    max = v > max ? v : max;
+    min = Math.min(min, v);
+    max = Math.max(max, v);
     zeros += v === 0 ? 1 : 0;
   }
+  s1 += t1;
+  s2 += t2;
   if (s1 !== s1 || s2 === Infinity) {
     s1 = 0; s2 = 0; min = Infinity; max = -Infinity; zeros = 0;
     for (let i = 0; i < n; i++) {
