@@ -53,8 +53,11 @@ async function probeOverhead(): Promise<void> {
 function measureInChild(path: string, options: Record<string, unknown>): { seconds: number; rssMb: number; layers: number; probed: boolean; error?: string } {
   const code = `
     const { performance } = require("node:perf_hooks");
+    // Loaded before the clock starts: tsx transpiles the sources on load (0.2 s), which the
+    // bundled CLI users run does not.
+    const engine = require(${JSON.stringify(join(__dirname, "..", "src", "index.ts"))});
     const t = performance.now();
-    require(${JSON.stringify(join(__dirname, "..", "src", "index.ts"))}).analyze(${JSON.stringify(path)}, ${JSON.stringify(options)}).then((r) => {
+    engine.analyze(${JSON.stringify(path)}, ${JSON.stringify(options)}).then((r) => {
       // VmHWM, not getrusage's maxRSS: Linux carries maxRSS over from the parent across fork and exec.
       const hwm = Number(/VmHWM:\\s+(\\d+) kB/.exec(require("node:fs").readFileSync("/proc/self/status", "utf8"))[1]);
       console.log(JSON.stringify({ seconds: (performance.now() - t) / 1000, rssMb: hwm / 1000, layers: r.layers.length, probed: r.probe.ran, error: r.probe.error }));
@@ -69,8 +72,12 @@ function staticThroughput(): void {
   const bytes = wideMlp(210);
   writeFileSync(path, bytes);
   const mb = bytes.byteLength / 1e6;
-  const { seconds, rssMb, layers } = measureInChild(path, { staticOnly: true });
-  console.log(`static analysis of a ${mb.toFixed(0)} MB wide MLP (${layers} layers), timed inside a fresh process:`);
+  // Three fresh processes (this machine is noisy): median time, highest peak.
+  const runs = [0, 1, 2].map(() => measureInChild(path, { staticOnly: true }));
+  const seconds = runs.map((r) => r.seconds).sort((a, b) => a - b)[1];
+  const rssMb = Math.max(...runs.map((r) => r.rssMb));
+  const layers = runs[0].layers;
+  console.log(`static analysis of a ${mb.toFixed(0)} MB wide MLP (${layers} layers), timed inside a fresh process (median of 3: ${runs.map((r) => r.seconds.toFixed(2)).join(", ")} s):`);
   console.log(`  ${seconds.toFixed(2)} s = ${(mb / seconds).toFixed(0)} MB/s  (target >= 500 MB/s) ${mb / seconds >= 500 ? "OK" : "MISSED"}`);
   console.log(`  peak RSS ${rssMb.toFixed(0)} MB = ${(rssMb / mb).toFixed(2)}x the model size  (target <= 2x) ${rssMb / mb <= 2 ? "OK" : "MISSED"}`);
 }

@@ -25,11 +25,12 @@ describe("statistics", () => {
   it("moments agree with a plain two-pass computation for every length (the unrolled loop's tail)", () => {
     const r = new Random(11);
     for (const n of [1, 2, 3, 4, 5, 7, 10, 101]) {
-      for (const T of [Float32Array, Float64Array]) {
-        const v = T.from({ length: n }, (_, i) => (i % 3 === 0 ? 0 : r.normal() * 3 + 1));
+      const drawn = Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 0 : r.normal() * 3 + 1));
+      for (const typed of [Float32Array.from(drawn), Float64Array.from(drawn)]) {
+        const v = Array.from(typed);
         const mean = v.reduce((a, x) => a + x, 0) / n;
         const std = Math.sqrt(v.reduce((a, x) => a + (x - mean) ** 2, 0) / n);
-        const m = moments(v);
+        const m = moments(typed);
         assert.ok(Math.abs(m.mean - mean) <= 1e-12 * Math.max(1, Math.abs(mean)), `${n} mean`);
         assert.ok(Math.abs(m.std - std) <= 1e-9 * Math.max(1, std), `${n} std ${m.std} vs ${std}`);
         assert.deepEqual([m.min, m.max, m.zeroFraction], [Math.min(...v), Math.max(...v), v.filter((x) => x === 0).length / n], `${n}`);
