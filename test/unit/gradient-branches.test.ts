@@ -21,7 +21,7 @@ import { loadModel } from "../../src/onnx/load";
 import type { HostTensor } from "../../src/runtime/session";
 import { Random } from "../../src/stats/random";
 import { attr, DT, floatTensor, graph, modelBytes, node, rawTensor, valueInfo } from "./build-model";
-import { FIXTURES, REAL } from "./helpers";
+import { FIXTURES, npyBytes, REAL } from "./helpers";
 
 const tmp = mkdtempSync(join(tmpdir(), "gradient-branches-"));
 const CLI = join(__dirname, "..", "..", "dist", "cli.js");
@@ -31,15 +31,7 @@ const randn = (n: number, std = 1): number[] => Array.from({ length: n }, () => 
 const int64 = (name: string, values: number[]): ReturnType<typeof rawTensor> => rawTensor(name, DT.INT64, values.length === 1 ? [] : [values.length], new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer));
 const l2 = (xs: ArrayLike<number>): number => Math.sqrt(Array.from(xs).reduce((a, b) => a + b * b, 0));
 
-function npyFloat32(values: ArrayLike<number>, shape: number[]): Uint8Array {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
-  while ((10 + header.length + 1) % 64) header += " ";
-  header += "\n";
-  const head = new Uint8Array(10 + header.length);
-  head.set([0x93, ...Buffer.from("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8], 0);
-  head.set(Buffer.from(header, "latin1"), 10);
-  return Buffer.concat([head, new Uint8Array(Float32Array.from(values).buffer)]);
-}
+const npyFloat32 = (values: ArrayLike<number>, shape: number[]): Uint8Array => npyBytes("<f4", shape, Float32Array.from(values));
 
 // The Silero pattern: torch.jit.script's `if x.shape[-1] == 1: x = x.squeeze(-1)` exports as an If
 // whose branches read the tensor from the outer graph; the If's one declared input is the bool.

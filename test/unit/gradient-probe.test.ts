@@ -21,7 +21,7 @@ import { runProbe } from "../../src/probe/run";
 import { Random } from "../../src/stats/random";
 import { attr, DT, floatTensor, graph, modelBytes, node, rawTensor, valueInfo } from "./build-model";
 import { fattr } from "./autodiff-cases";
-import { FIXTURES } from "./helpers";
+import { FIXTURES, npyBytes } from "./helpers";
 import { GRADIENTS, gradientFixture, gradientStems } from "./gradient-fixtures";
 
 const tmp = mkdtempSync(join(tmpdir(), "gradients-"));
@@ -358,20 +358,10 @@ describe("gradient checking", () => {
   });
 });
 
-function npyHeader(descr: string, shape: number[]): Uint8Array {
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
-  while ((10 + header.length + 1) % 64) header += " ";
-  header += "\n";
-  const out = new Uint8Array(10 + header.length);
-  out.set([0x93, ...Buffer.from("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8], 0);
-  out.set(Buffer.from(header, "latin1"), 10);
-  return out;
-}
-
 function npyInt64(values: number[]): Uint8Array {
-  return Buffer.concat([npyHeader("<i8", [values.length]), new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer)]);
+  return npyBytes("<i8", [values.length], BigInt64Array.from(values.map(BigInt)));
 }
 
 function npyFloat32(values: number[], shape: number[]): Uint8Array {
-  return Buffer.concat([npyHeader("<f4", shape), new Uint8Array(Float32Array.from(values).buffer)]);
+  return npyBytes("<f4", shape, Float32Array.from(values));
 }

@@ -30,3 +30,14 @@ export function expected(stem: string): Expected {
 export function relDiff(a: number, b: number): number {
   return Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 }
+
+/** A NumPy .npy file (format 1.0, little-endian, C order) holding `data` with the given dtype descr. */
+export function npyBytes(descr: string, shape: number[], data: ArrayBufferView): Uint8Array {
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
+  while ((10 + header.length + 1) % 64) header += " ";
+  header += "\n";
+  const head = new Uint8Array(10 + header.length);
+  head.set([0x93, ...Buffer.from("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8], 0);
+  head.set(Buffer.from(header, "latin1"), 10);
+  return Buffer.concat([head, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)]);
+}

@@ -20,7 +20,7 @@ import { zipSync } from "fflate";
 import { analyze } from "../../src/index";
 import { DoctorError } from "../../src/onnx/errors";
 import { parseNpy, readDataFile, readLabelsFile } from "../../src/probe/npy";
-import { FIXTURES } from "./helpers";
+import { FIXTURES, npyBytes } from "./helpers";
 import { GRADIENTS, gradientFixture } from "./gradient-fixtures";
 
 const ROOT = join(__dirname, "..", "..");
@@ -143,15 +143,6 @@ function npy(descr: string, shape: number[], data: ArrayBufferView): string {
   return path;
 }
 
-function npyBytes(descr: string, shape: number[], data: ArrayBufferView): Uint8Array {
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
-  while ((10 + header.length + 1) % 64) header += " ";
-  header += "\n";
-  const head = new Uint8Array(10 + header.length);
-  head.set([0x93, ...Buffer.from("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8], 0);
-  head.set(Buffer.from(header, "latin1"), 10);
-  return Buffer.concat([head, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)]);
-}
 
 describe("data files", () => {
   const probe = join(FIXTURES, "tanh_tiny_init.probe.npy");
