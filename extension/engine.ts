@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { Report } from "../src/report/types";
+import { sweepStaleTempFiles } from "../src/runtime/temp-files";
 import { isFromWorker, type ToWorker, type WorkerAnalyzeOptions } from "./worker/protocol";
 
 export class EngineError extends Error {
@@ -112,6 +113,9 @@ export class Engine {
         child.stderr.once("close", () => r());
       });
       child.on("exit", (code, signal) => {
+        // A worker killed while onnxruntime read a temporary copy of the model (large models and
+        // external data, next to the model) leaves it behind: remove it now that the pid is gone.
+        if (signal) sweepStaleTempFiles(path.dirname(file));
         void Promise.race([stderrClosed, new Promise((r) => setTimeout(r, 500))]).then(() => {
           // The worker's watchdog (src/runtime/watchdog.ts) leaves one line "onnx-doctor: memory: <reason>".
           const limit = /onnx-doctor: memory: (.*)/.exec(stderr);
