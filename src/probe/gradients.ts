@@ -50,6 +50,8 @@ export interface GradientSummary {
   /** Batches that contributed gradients (a batch of another shape gets forward statistics only). */
   readonly batches: number;
   readonly error?: string;
+  /** A later batch could not run the backward graph: why (the statistics come from the batches before it). */
+  readonly stoppedEarly?: string;
 }
 
 interface Stat {
@@ -83,6 +85,8 @@ export class GradientProbe implements ProbeExtension {
   private readonly shapes: ReadonlyMap<string, readonly number[]>;
   private readonly lossValues: number[] = [];
   private failure?: string;
+  /** A later batch could not run the backward graph; the batches before it still count. */
+  private stoppedEarly?: string;
 
   private readonly lossName: LossName;
   private readonly unsupported: readonly UnsupportedOp[];
@@ -142,7 +146,7 @@ export class GradientProbe implements ProbeExtension {
 
   /** Whether batch b has the shapes the backward graph was built for (a short last batch of user data has not). */
   accepts(inputs: Record<string, HostTensor>): boolean {
-    if (this.failure) return false;
+    if (this.failure || this.stoppedEarly) return false;
     for (const [name, dims] of this.shapes) {
       const t = inputs[name];
       if (t && (t.dims.length !== dims.length || t.dims.some((d, i) => d !== dims[i]))) return false;
@@ -157,7 +161,8 @@ export class GradientProbe implements ProbeExtension {
 
   /** The probe could not run the backward graph; gradients are reported missing with this reason. */
   failed(error: unknown): void {
-    this.failure = oneLine(error);
+    if (this.lossValues.length > 0) this.stoppedEarly = oneLine(error);
+    else this.failure = oneLine(error);
   }
 
   add(r: Record<string, HostTensor>): void {
@@ -225,7 +230,7 @@ export class GradientProbe implements ProbeExtension {
     return {
       loss: { name: this.lossName, definition: lossDefinition(this.lossName, this.lossOutputs, this.labelsName, this.softmaxOutput), value: batches ? mean(this.lossValues) : NaN },
       coverage: { layers: this.taps.length, supported: this.failure ? 0 : supported, unsupportedOps: [...byOp.values()] },
-      layers, batches, error: this.failure,
+      layers, batches, error: this.failure, stoppedEarly: this.stoppedEarly,
     };
   }
 }
@@ -286,7 +291,11 @@ export function applyGradients(reports: readonly LayerReport[], summary: Gradien
 /** The report's `probe.gradientCoverage`. */
 export function coverageReport(summary: GradientSummary | undefined, error?: string): GradientCoverageReport | undefined {
   if (!summary) return error ? { layers: 0, supported: 0, unsupportedOps: [], error } : undefined;
-  return { ...summary.coverage, batches: summary.batches, ...(summary.error || error ? { error: summary.error ?? error } : {}) };
+  return {
+    ...summary.coverage, batches: summary.batches,
+    ...(summary.error || error ? { error: summary.error ?? error } : {}),
+    ...(summary.stoppedEarly ? { stoppedEarly: summary.stoppedEarly } : {}),
+  };
 }
 
 /** An info finding when ops without a gradient rule (or a failure) left layers without gradients. */
@@ -304,7 +313,13 @@ export function coverageFindings(coverage: GradientCoverageReport | undefined): 
         : "Gradient statistics need float32/float64 tensors and ops with vector-Jacobian rules; try --loss none to skip them.",
     }];
   }
-  if (!coverage.unsupportedOps.length) return [];
+  const early: Finding[] = coverage.stoppedEarly ? [{
+    ruleId: "model.unsupported/gradient-batches", category: "model.unsupported", severity: "info",
+    message: `Gradient statistics come from the first ${coverage.batches} probe batch(es) only: ${coverage.stoppedEarly}.`,
+    evidence: { batches: coverage.batches ?? 0, reason: coverage.stoppedEarly },
+    fix: "Probe with data whose batches give the model the same intermediate shapes (e.g. equal sequence lengths), or accept statistics from fewer batches.",
+  }] : [];
+  if (!coverage.unsupportedOps.length) return early;
   const ops = coverage.unsupportedOps.map((u) => `${u.op} (${u.count} node${u.count > 1 ? "s" : ""}: ${u.reason})`).join("; ");
   const missing = coverage.layers - coverage.supported;
   return [{
@@ -313,5 +328,5 @@ export function coverageFindings(coverage: GradientCoverageReport | undefined): 
     message: `Gradients stop at ${ops}: ${missing} of ${coverage.layers} layers upstream of them get no gradient statistics (never a partial, wrong one).`,
     evidence: { layers: coverage.layers, supported: coverage.supported, unsupportedOps: coverage.unsupportedOps.map((u) => u.op).join(", ") },
     fix: "Nothing to change in the model; these ops have no vector-Jacobian rule in the engine yet.",
-  }];
+  }, ...early];
 }

@@ -90,6 +90,8 @@ export interface GradientCoverageReport {
   batches?: number;
   /** Why there are no gradients at all (the backward graph could not be built or run). */
   error?: string;
+  /** Why later batches carried no gradients (the statistics come from the first `batches`). */
+  stoppedEarly?: string;
 }
 
 export interface ActivationReport {

@@ -25,6 +25,7 @@ import { FIXTURES, npyBytes } from "./helpers";
 import { GRADIENTS, gradientFixture, gradientStems } from "./gradient-fixtures";
 
 const tmp = mkdtempSync(join(tmpdir(), "gradients-"));
+const int64Tensor = (name: string, dims: number[], values: number[]): ReturnType<typeof rawTensor> => rawTensor(name, DT.INT64, dims, new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer));
 const r = new Random(5);
 const weights = (name: string, dims: number[], std: number): ReturnType<typeof floatTensor> => floatTensor(name, dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => std * r.normal()));
 
@@ -180,6 +181,28 @@ describe("gradient probe", () => {
     assert.equal(findLayers(loadModel(path))[0].output, "yh");
     const rep = await analyze(path, { batchSize: 4 });
     assert.ok(rep.layers[0].gradient!.l2 > 0, JSON.stringify(rep.layers[0].gradient));
+  });
+
+  it("keeps the first batches' gradients when a later batch has other intermediate shapes, and says so", async () => {
+    // Rows with a positive sum pass a NonZero/Gather filter: how many differs from batch to batch.
+    const nodes = [
+      node("ReduceSum", ["x", "axes1"], ["s"], [attr("keepdims", 0)], "rowsum"), node("Greater", ["s", "zero"], ["pos"], [], "gt"),
+      node("NonZero", ["pos"], ["nz"], [], "nz"), node("Squeeze", ["nz", "axes0"], ["idx"], [], "sq"),
+      node("Gather", ["x", "idx"], ["xs"], [attr("axis", 0)], "gather"), node("MatMul", ["xs", "W"], ["y"], [], "mm"),
+    ];
+    const inits = [weights("W", [8, 4], 0.3), floatTensor("zero", [], [0]), int64Tensor("axes0", [1], [0]), int64Tensor("axes1", [1], [1])];
+    const path = join(tmp, "data_dependent.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["batch", 8])], [valueInfo("y", ["M", 4])]), 13));
+    let rep;
+    for (let seed = 0; seed < 20; seed++) {
+      rep = await analyze(path, { batchSize: 8, batches: 3, seed });
+      if (rep.probe.gradientCoverage?.stoppedEarly) break;
+    }
+    const cov = rep!.probe.gradientCoverage!;
+    assert.ok(cov.stoppedEarly, "some seed gives batches with different row counts");
+    assert.ok(cov.batches! >= 1 && cov.batches! < 3, String(cov.batches));
+    assert.ok(rep!.layers[0].weight!.gradient!.l2 > 0);
+    assert.ok(rep!.findings.some((f) => f.ruleId === "model.unsupported/gradient-batches" && /intermediate shapes other than batch 1's/.test(f.message)));
   });
 
   it("stops gradients at QuantizeLinear in a QDQ model and says why, instead of reporting zeros", async () => {
