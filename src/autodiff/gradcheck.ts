@@ -218,7 +218,14 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
         runs++;
         return Number(r[lossValue].data[0]);
       };
-      const derivative = async (i: number, h: number): Promise<number> => {
+      // The unperturbed loss from the same session: the one-sided differences below need it.
+      const f0 = await lossWith();
+      totalRuns++;
+      // Central difference, and half the gap between the one-sided ones, |f+ - 2 f0 + f-| / step:
+      // about eps f''/2 where the loss is smooth, the slope's jump where the step straddles a kink
+      // (a ReLU input exactly at 0 gives a central difference of half the slope, which no backward
+      // graph should match).
+      const derivative = async (i: number, h: number): Promise<[number, number]> => {
         const original = value.data[i] as number;
         perturbed[i] = original + h;
         const plus = await lossWith();
@@ -227,19 +234,19 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
         perturbed[i] = original;
         // The step actually taken, after rounding to the tensor's precision.
         const step = value.dtype === "float32" ? Math.fround(original + h) - Math.fround(original - h) : 2 * h;
-        return (plus - minus) / step;
+        return [(plus - minus) / step, Math.abs(plus - 2 * f0 + minus) / step];
       };
       let dd = 0, aa = 0, nn = 0, uu = 0, jj = 0;
       const numerics: number[] = [];
       for (const i of picks) {
-        const numeric = await derivative(i, epsilon);
+        const [numeric, kink] = await derivative(i, epsilon);
         // The same difference with twice the step: the spread is the error of the finite
         // difference itself (rounding ~1/epsilon, 3x the truncation ~epsilon^2, a ReLU/max kink
         // crossed within the step). Rounding of the outputs and of the loss bounds it from below.
         // (Richardson extrapolation of the two did not help on Silero: kinks, not curvature,
         // limit float32 differences there.)
         const quantum = (2 * u * scale + 2 * Math.abs(baseLoss) * 2 ** -52) / epsilon;
-        const fdError = Math.max(quantum, Math.abs(numeric - await derivative(i, 2 * epsilon)));
+        const fdError = Math.max(quantum, kink, Math.abs(numeric - (await derivative(i, 2 * epsilon))[0]));
         const a = analytic ? analytic[i] : 0;
         const noise = analytic && analyticJittered ? Math.abs(a - analyticJittered[i]) : 0;
         numerics.push(numeric);
@@ -261,7 +268,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
         const refined = picks.length * 2;
         totalRuns += refined;
         progress(runs / totalRuns, `tensor ${k + 1}/${todo.length}: ${tensor} again with step ${epsilon / 10} (${refined} runs)`);
-        for (const [j, i] of picks.entries()) uu += (numerics[j] - await derivative(i, epsilon / 10)) ** 2;
+        for (const [j, i] of picks.entries()) uu += (numerics[j] - (await derivative(i, epsilon / 10))[0]) ** 2;
         resolution = Math.sqrt(uu) / denominator;
         verdict = grade(difference, resolution, tol);
         if (verdict !== "wrong") refinedAway.push(tensor);

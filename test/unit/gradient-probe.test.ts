@@ -344,6 +344,18 @@ describe("gradient checking", () => {
     }
   });
 
+  it("does not call a ReLU exactly at its kink wrong: the one-sided differences disagree there", async () => {
+    // y = Relu(x W) with W = 0: every ReLU input is exactly 0, where torch (and we) take slope 0
+    // while the central difference sees half the slope.
+    const nodes = [node("MatMul", ["x", "W"], ["h"], [], "mm"), node("Relu", ["h"], ["y"], [], "relu")];
+    const path = join(tmp, "relu_at_zero.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, [floatTensor("W", [8, 4], new Array<number>(32).fill(0))], [valueInfo("x", ["batch", 8])], [valueInfo("y", ["batch", 4])]), 17));
+    const r = await checkGradients(path, { samples: 4 });
+    const w = r.checks.find((c) => c.tensor === "W")!;
+    assert.ok(w.difference > 0.5, `the mismatch is real: ${w.difference}`);
+    assert.equal(w.grade, "look closer");
+  });
+
   it("refuses a non-finite loss and models that draw random numbers", async () => {
     await assert.rejects(checkGradients(join(FIXTURES, "nan_weight.onnx")), /the loss is NaN on the probe batch/);
     const nodes = [
