@@ -9,7 +9,7 @@ import type { Model } from "./onnx/model";
 import { BatchNormProbe } from "./probe/bn-observed";
 import { evaluateFit } from "./probe/fit";
 import { describeInputData } from "./probe/input-data";
-import { planProbe, type ProbeOptions, type ProbePlan } from "./probe/inputs";
+import { defaultedDimsHint, planProbe, type ProbeOptions, type ProbePlan } from "./probe/inputs";
 import { applyGradients, chooseLoss, coverageFindings, coverageReport, GradientProbe, type GradientSummary } from "./probe/gradients";
 import { runProbe, type ProbeHooks, type ProbeResult } from "./probe/run";
 import type { LossName } from "./autodiff/loss";
@@ -99,7 +99,7 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
         severity: "error",
         message: `The probe could not run, so only the weights were checked: ${probeError}`,
         evidence: {},
-        fix: `Check that onnxruntime supports every op and type in the model (custom ops need their library), and that the input shapes are ones the model accepts${defaultedDims(plan)}.`,
+        fix: `Check that onnxruntime supports every op and type in the model (custom ops need their library), and that the input shapes are ones the model accepts${defaultedDimsHint(plan)}.`,
       });
     }
   }
@@ -183,12 +183,6 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
     ...(inputData?.length ? { inputData: { inputs: inputData } } : {}),
     ...(fit ? { fit } : {}),
   };
-}
-
-/** ": dynamic dimensions were defaulted to samples=64; set them with --dim name=value", or "". */
-function defaultedDims(plan: ProbePlan | undefined): string {
-  const defaulted = Object.entries(plan?.dims ?? {}).filter(([, v]) => !v.given).map(([k, v]) => `${k}=${v.value}`);
-  return defaulted.length ? `: dynamic dimensions were defaulted to ${defaulted.join(", ")}; set them with --dim name=value` : "";
 }
 
 /** Weight summary of one layer. Decodes the tensor once and lets it go (streams over tensors). */

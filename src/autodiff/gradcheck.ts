@@ -4,7 +4,7 @@ import { serializeWith } from "../instrument/stats-graph";
 import { DoctorError, oneLine } from "../onnx/errors";
 import { loadModel } from "../onnx/load";
 import { attrInt, defaultOpset, type Model } from "../onnx/model";
-import { planProbe } from "../probe/inputs";
+import { defaultedDimsHint, planProbe } from "../probe/inputs";
 import { readLabelsFile } from "../probe/npy";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
 import { Random } from "../stats/random";
@@ -326,7 +326,10 @@ async function prepare(model: Model, precision: FloatType, options: GradcheckOpt
   const floatInputs = checkModel.inputs.filter((i) => (i.dtype === "float32" || i.dtype === "float64") && !paramValues.has(i.name)).map((i) => i.name);
   const reaching = reachesOutputs(checkModel, info);
   const held = [...paramValues.keys()].filter((p) => heldOnly(checkModel, p) || !reaching.has(p));
-  const params = [...paramValues.keys()].filter((p) => !held.includes(p));
+  // In the order the graph uses them (the file's initializer order is often alphabetical: layer.10 before layer.2).
+  const firstUse = new Map<string, number>();
+  checkModel.nodes.forEach((n, i) => n.inputs.forEach((x, slot) => { if (!firstUse.has(x)) firstUse.set(x, i * 1024 + slot); }));
+  const params = [...paramValues.keys()].filter((p) => !held.includes(p)).sort((a, b) => (firstUse.get(a) ?? Infinity) - (firstUse.get(b) ?? Infinity));
   const targets = [...params, ...floatInputs].filter((t) => !options.tensors || options.tensors.includes(t));
 
   const e = new GradEmitter(generatedPrefix(checkModel, "__doctor_grad"), defaultOpset(checkModel));
@@ -453,8 +456,16 @@ export async function checkGradients(path: string, options: CheckGradientsOption
   options.progress?.(0, "reading the model");
   const model = loadModel(path);
   const plan = planProbe(model, { inputFile: options.inputFile, dims: options.dims, fill: options.fill, batchSize: options.batchSize ?? 2, batches: 1, seed: options.seed });
-  const labels = options.labelsFile ? readLabelsFile(options.labelsFile, options.loss ?? "ce") : undefined;
+  const labels = options.labelsFile ? readLabelsFile(options.labelsFile, options.loss ?? "ce", plan.fileRows) : undefined;
   const loss = options.loss ?? (labels ? "ce" : "random");
-  const result = await gradcheck(model, { ...options, loss, feeds: plan.feeds(0), labels, labelsName: options.labelsFile ? basename(options.labelsFile) : undefined });
+  let result: GradcheckResult;
+  try {
+    result = await gradcheck(model, { ...options, loss, feeds: plan.feeds(0), labels, labelsName: options.labelsFile ? basename(options.labelsFile) : undefined });
+  } catch (e) {
+    // A model that cannot run often only needs the right size for a dimension we guessed.
+    const hint = defaultedDimsHint(plan);
+    if (hint && e instanceof DoctorError && e.message.startsWith("onnxruntime failed to run")) throw new DoctorError(e.code, `${e.message}${hint}`);
+    throw e;
+  }
   return { ...result, model: path, batchSize: plan.batchSize };
 }

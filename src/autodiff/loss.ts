@@ -187,7 +187,7 @@ export class TargetFeeder {
       const rows = this.labelRows(b, t);
       if (t.kind === "values") {
         if (!rows) throw new DoctorError("probe.input", "--loss mse with targets needs --labels");
-        if (rows.length !== n) throw new DoctorError("probe.input", `labels: batch ${b + 1} has ${rows.length} target values, the output ${t.output} has ${n} ([${t.shape.join(",")}])`);
+        if (rows.length !== n) throw new DoctorError("probe.input", `labels: batch ${b + 1} has ${rows.length} target values, the model output "${t.output}" has ${n} ([${t.shape.join(",")}])`);
         for (let i = 0; i < n; i++) data[i] = rows[i];
       } else {
         const ax = t.classAxis!;
@@ -196,11 +196,11 @@ export class TargetFeeder {
         const positions = n / C;
         const random = new Random(this.seed * 7919 + b + 104729);
         if (rows && rows.length !== positions) {
-          throw new DoctorError("probe.input", `labels: batch ${b + 1} has ${rows.length} labels, the logits ${t.output} [${t.shape.join(",")}] need ${positions} (one per position, classes on axis ${ax})`);
+          throw new DoctorError("probe.input", `labels: batch ${b + 1} has ${rows.length} labels, the logits "${t.output}" [${t.shape.join(",")}] need ${positions} (one per position, classes on axis ${ax})`);
         }
         for (let p = 0; p < positions; p++) {
           const label = rows ? rows[p] : random.int(C);
-          if (!Number.isInteger(label) || label < 0 || label >= C) throw new DoctorError("probe.input", `labels: ${label} is not a class index in [0, ${C})`);
+          if (!Number.isInteger(label) || label < 0 || label >= C) throw new DoctorError("probe.input", `labels: ${label} is not a class index in [0, ${C})${Number.isInteger(label) ? "" : "; for real-valued targets use --loss mse"}`);
           // Position p = (outer o, inner i); the class axis sits between them.
           const o = Math.floor(p / inner);
           const i = p % inner;

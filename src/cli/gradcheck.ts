@@ -40,6 +40,7 @@ export function registerGradcheck(program: Command): void {
       allowDropout?: boolean; threads?: number; progress: boolean; timeout?: number; maxMemory?: number;
     }) => {
       if (opts.labels && opts.loss === "random") throw new DoctorError("probe.input", "--labels is used only by --loss ce or mse; --loss random would ignore it");
+      if (opts.labels && !opts.input) throw new DoctorError("probe.input", "--labels needs --input: labels describe the rows of your probe data, and the synthetic probe rows have no true labels");
       startWatchdog({
         timeoutSeconds: opts.timeout, maxMemoryMb: opts.maxMemory,
         hint: { what: "gradient check", timeout: "try fewer --samples", memory: "try a smaller --batch-size" },
@@ -73,7 +74,7 @@ export function gradcheckText(r: GradcheckResult & { model: string; batchSize: n
   lines.push(`precision: ${r.precisionNote}; central differences with epsilon ${r.epsilon}`);
   lines.push(`loss: ${r.loss.name} = ${fmt(r.loss.value)} (${r.loss.definition})`);
   lines.push(`difference = ||analytic - numeric|| / (||analytic|| + ||numeric||); good <= ${r.tolerance.good}, wrong >= ${r.tolerance.wrong}${r.precision === "float64" ? " (the classic gradient-checking grades)" : " (float32: the classic 1e-7/1e-3 grades assume float64)"}`);
-  lines.push("resolution = what the comparison resolves: the finite differences' own error (|D(eps) - D(2 eps)|, at least the outputs' rounding) and the backward graph's rounding noise; a difference within 3x of it is not evidence of a wrong derivative");
+  lines.push("resolution = what the comparison resolves: the finite differences' own error (|D(eps) - D(2 eps)|, at least the outputs' rounding) and the backward graph's rounding noise; a difference within 3x of it grades good, since it is not evidence of a wrong derivative");
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   if (r.constants.length) lines.push(`not checked (not learned: running statistics, exponents, initializers no float path leads from to an output): ${r.constants.join(", ")}`);
   if (r.unsupported.length) lines.push(`no gradient rule for: ${[...new Set(r.unsupported.map((u) => `${u.op} (${u.reason})`))].join("; ")}`);

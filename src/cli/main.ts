@@ -21,7 +21,9 @@ const program = new Command()
   .version(TOOL_VERSION)
   // Usage errors exit 2 like every other failure to run, so CI can tell them from findings (exit 1).
   // Set before the subcommands are added: they inherit it.
-  .exitOverride();
+  .exitOverride()
+  // Usage errors look like every other failure: `onnx-doctor: usage: <reason>`, one line on stderr.
+  .configureOutput({ outputError: (text, write) => write(`onnx-doctor: usage: ${text.replace(/^error: /, "")}`) });
 
 program
   .command("analyze")

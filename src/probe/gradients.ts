@@ -136,7 +136,7 @@ export class GradientProbe implements ProbeExtension {
    * (see {@link GradientProbe.summary}'s `error`).
    */
   static async prepare(model: Model, layers: readonly Layer[], plan: ProbePlan, options: GradientOptions): Promise<GradientProbe> {
-    const labels = options.labelsFile ? readLabelsFile(options.labelsFile, options.loss) : undefined;
+    const labels = options.labelsFile ? readLabelsFile(options.labelsFile, options.loss, plan.fileRows) : undefined;
     const visible = layers.filter((l) => l.scope === "" || options.scopes?.has(l.scope));
     const info = await probeTensorInfo(model, plan.feeds(0), options.intraOpThreads);
     const targets = [...new Set(visible.flatMap((l) => [l.output, ...(l.weight ? [l.weight.name] : [])]))];

@@ -35,6 +35,8 @@ export interface ProbePlan {
   readonly batchSize: number;
   readonly batches: number;
   readonly seed: number;
+  /** Rows in the user's probe data file (`--input`); undefined for synthetic data. */
+  readonly fileRows?: number;
   /** Makes the feeds of batch `b` (0-based). */
   feeds(b: number): Record<string, HostTensor>;
 }
@@ -43,6 +45,12 @@ export const DEFAULT_BATCH_SIZE = 8;
 export const DEFAULT_BATCHES = 2;
 /** Size for dynamic non-batch dims: big enough for most convs, small enough to be quick. */
 export const DEFAULT_DYNAMIC_DIM = 64;
+
+/** ": dynamic dimensions were defaulted to samples=64; set them with --dim name=value", or "". */
+export function defaultedDimsHint(plan: ProbePlan | undefined): string {
+  const defaulted = Object.entries(plan?.dims ?? {}).filter(([, v]) => !v.given).map(([k, v]) => `${k}=${v.value}`);
+  return defaulted.length ? `: dynamic dimensions were defaulted to ${defaulted.join(", ")}; set them with --dim name=value` : "";
+}
 
 /**
  * Decides shapes and data for each model input: the first dynamic dimension is the batch,
@@ -80,7 +88,7 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
       return { name: spec.name, dtype: spec.dtype, shape, source: options.fill?.[spec.name] !== undefined ? "fill" : "synthetic-ones" };
     });
     return {
-      inputs, dims, batchSize: Math.min(batchSize, rows), batches, seed,
+      inputs, dims, batchSize: Math.min(batchSize, rows), batches, seed, fileRows: rows,
       feeds: (b) => {
         const feeds: Record<string, HostTensor> = {};
         for (const plan of inputs) {

@@ -78,12 +78,17 @@ export function numericValues(t: HostTensor): Float64Array {
  * The labels of the gradient probe (`--labels`): class ids for ce, regression targets for mse,
  * read from a .npy file and returned as float64 whatever their dtype (float16 decoded, int64 and
  * uint64 converted), so that every consumer sees numbers. Refuses what cannot be labels with one
- * line: bool or non-numeric class ids, integer regression targets, NaN or Inf.
+ * line: bool or non-numeric class ids, integer regression targets, NaN or Inf, and a row count other
+ * than the probe data's `dataRows` (labels pair with data rows one to one).
  */
-export function readLabelsFile(file: string, loss: "ce" | "mse" | "random", option = "--labels"): HostTensor {
+export function readLabelsFile(file: string, loss: "ce" | "mse" | "random", dataRows?: number): HostTensor {
   const name = basename(file);
-  if (loss === "random") throw new DoctorError("probe.input", `${option} needs --loss ce or --loss mse`);
-  const t = readNpyFile(file, option);
+  if (loss === "random") throw new DoctorError("probe.input", "--labels needs --loss ce or --loss mse");
+  const t = readNpyFile(file, "--labels");
+  const rows = t.dims[0] ?? 1;
+  if (dataRows !== undefined && rows !== dataRows) {
+    throw new DoctorError("probe.input", `${name} has ${rows} rows of labels but the probe data has ${dataRows} rows; they pair one to one, so save one label row per data row`);
+  }
   const integer = t.dtype.startsWith("int") || t.dtype.startsWith("uint");
   if (loss === "ce" && !(integer || t.dtype.startsWith("float"))) {
     throw new DoctorError("probe.input", `${name}: class labels must be integer class ids, got ${t.dtype}${t.dtype === "bool" ? " (for two classes save them as integers: y.astype(numpy.int64))" : ""}`);

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { floatTensor, graph, modelBytes, node, rawTensor, DT, valueInfo } from "./build-model";
-import { FIXTURES } from "./helpers";
+import { FIXTURES, npyBytes } from "./helpers";
 
 const int64Tensor = (name: string, dims: number[], values: number[]) => rawTensor(name, DT.INT64, dims, new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer));
 
@@ -104,5 +104,22 @@ describe("onnx-doctor CLI", () => {
     assert.match(wrongShape.stderr, /^onnx-doctor: probe\.input: tanh_tiny_init\.probe\.npy: "input" has shape \[16,128\] but the model expects rank 4/);
     const badDim = run("analyze", model("resnet_bn"), "--dim", "H=3");
     assert.match(badDim.stderr, /--dim H: the model has no dimension named "H"; its symbolic dimensions are: batch/);
+  });
+
+  it("prefixes usage errors like every other error and checks labels against the probe rows", () => {
+    const bogus = run("gradcheck", model("tanh_tiny_init"), "--bogus");
+    assert.equal(bogus.status, 2);
+    assert.equal(bogus.stderr, "onnx-doctor: usage: unknown option '--bogus'\n");
+    const labelsOnly = run("gradcheck", model("tanh_tiny_init"), "--labels", join(FIXTURES, "tanh_tiny_init.probe.npy"));
+    assert.equal(labelsOnly.status, 2);
+    assert.match(labelsOnly.stderr, /^onnx-doctor: probe\.input: --labels needs --input/);
+    // The probe data has 16 rows; 17 labels cannot pair with them.
+    const labels = join(mkdtempSync(join(tmpdir(), "cli-")), "y17.npy");
+    writeFileSync(labels, npyBytes("<i8", [17], BigInt64Array.from({ length: 17 }, (_, i) => BigInt(i % 10))));
+    for (const command of ["analyze", "gradcheck"]) {
+      const p = run(command, model("tanh_tiny_init"), "--input", join(FIXTURES, "tanh_tiny_init.probe.npy"), "--labels", labels, ...(command === "gradcheck" ? ["--no-progress"] : []));
+      assert.equal(p.status, 2, command);
+      assert.match(p.stderr, /^onnx-doctor: probe\.input: y17\.npy has 17 rows of labels but the probe data has 16 rows/, command);
+    }
   });
 });

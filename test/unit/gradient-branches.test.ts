@@ -173,6 +173,27 @@ describe("what gradient checking counts as a parameter", () => {
     assert.deepEqual([...res.constants].sort(), ["shape_only", "unused"]);
     assert.ok(res.checks.every((c) => c.grade === "good"), res.checks.map((c) => `${c.tensor} ${c.difference}`).join(", "));
   });
+
+  it("lists tensors in the order the graph uses them, not the file's (alphabetical) order", async () => {
+    // layer10 runs first, layer2 second; the file lists them as a text sort would.
+    const g = graph([node("MatMul", ["x", "layer10.weight"], ["h"], [], "first"), node("Add", ["h", "layer10.bias"], ["hb"]), node("MatMul", ["hb", "layer2.weight"], ["y"], [], "second")],
+      [floatTensor("layer10.bias", [4], randn(4)), floatTensor("layer10.weight", [4, 4], randn(16)), floatTensor("layer2.weight", [4, 4], randn(16))]);
+    const model = loadModel("order.onnx", { bytes: modelBytes(g, 17) });
+    const res = await gradcheck(model, { feeds: { x: { dtype: "float32", dims: [2, 4], data: Float32Array.from(randn(8)) } }, samples: 2 });
+    assert.deepEqual(res.checks.map((c) => c.tensor), ["layer10.weight", "layer10.bias", "layer2.weight", "x"]);
+  });
+
+  it("a model that fails with a guessed dimension says which dimensions were guessed", async () => {
+    // Reshape to rows of 100 needs batch x n to be a multiple of 100: n defaults to 64, so 2 x 64 fails.
+    const g = graph([node("Reshape", ["x", "rows"], ["r"]), node("MatMul", ["r", "W"], ["y"])],
+      [rawTensor("rows", DT.INT64, [2], new Uint8Array(BigInt64Array.from([-1n, 100n]).buffer)), floatTensor("W", [100, 3], randn(300))],
+      [valueInfo("x", ["batch", "n"])], [valueInfo("y", [1, 3])]);
+    const path = join(mkdtempSync(join(tmpdir(), "dims-")), "reshape100.onnx");
+    writeFileSync(path, modelBytes(g, 17));
+    await assert.rejects(checkGradients(path, { samples: 2 }), /onnxruntime failed to run the model: .*: dynamic dimensions were defaulted to .*n=64; set them with --dim name=value$/);
+    const res = await checkGradients(path, { samples: 2, dims: { n: 50 } });
+    assert.ok(res.checks.every((c) => c.grade === "good"), res.checks.map((c) => `${c.tensor} ${c.grade}`).join(", "));
+  });
 });
 
 describe("float32 rounding noise in the backward graph", () => {
