@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { findLayers } from "../src/graph/layers";
-import { instrumentStatistics } from "../src/instrument/stats-graph";
+import { instrumentStatistics, tapOutputNames } from "../src/instrument/stats-graph";
 import { loadModel } from "../src/onnx/load";
 import { planProbe } from "../src/probe/inputs";
 import { GradientProbe } from "../src/probe/gradients";
@@ -48,7 +48,7 @@ export async function gradientOverhead(out: string, runs = 7): Promise<void> {
   const gradients = await GradientProbe.prepare(model, layers, plan, { loss: "random", intraOpThreads: threads });
   const { bytes, outputs } = instrumentStatistics(model, tapsFor(layers), gradients.additions);
   const buildMs = performance.now() - prepared;
-  const fetch = [...outputs.flatMap((o) => [o.mean, o.m2, o.max, o.min, o.size, o.nonzero, o.saturated, o.unitMax, o.sample]).filter((n): n is string => !!n), ...gradients.additions.outputs];
+  const fetch = [...outputs.flatMap(tapOutputNames), ...gradients.additions.outputs];
   const plain = await RuntimeSession.open(readFileSync(path), new Map(), { intraOpThreads: threads });
   const opened = performance.now();
   const full = await RuntimeSession.open(bytes, new Map(), { intraOpThreads: threads });

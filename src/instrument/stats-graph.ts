@@ -44,7 +44,8 @@ export interface TapOutputs {
   readonly max: string;
   readonly min: string;
   readonly size: string;
-  readonly nonzero?: string;
+  /** Count of exact zeros (taps with `countZeros`). */
+  readonly zeros?: string;
   readonly saturated?: string;
   readonly unitMax?: string;
   readonly sample: string;
@@ -52,7 +53,7 @@ export interface TapOutputs {
 
 /** Every graph output a tap adds, for fetching. */
 export function tapOutputNames(o: TapOutputs): string[] {
-  return [o.mean, o.m2, o.max, o.min, o.size, o.nonzero, o.saturated, o.unitMax, o.sample].filter((n): n is string => !!n);
+  return [o.mean, o.m2, o.max, o.min, o.size, o.zeros, o.saturated, o.unitMax, o.sample].filter((n): n is string => !!n);
 }
 
 /** Values kept per batch for the histogram: a strided sample, so the cost does not grow with size. */
@@ -83,9 +84,10 @@ export function instrumentStatistics(model: Model, taps: readonly Tap[], extra?:
     const max = b.op("ReduceMax", [x], { keepdims: 0 });
     const min = b.op("ReduceMin", [x], { keepdims: 0 });
     const size = b.op("Size", [x]);
-    // sum(sign(x)^2) counts non-zeros in two passes; Abs/Greater/Cast/ReduceSum takes four.
-    const nonzero = !tap.countZeros ? undefined
-      : opset >= 9 ? b.op("ReduceSumSquare", [b.op("Sign", [x])], { keepdims: 0 }) : b.countTrue(b.op("Greater", [b.op("Abs", [x]), b.constFloat(0)]));
+    // Equal/Cast/ReduceSum runs vectorised; onnxruntime's Sign does not (sum(sign(x)^2) took 18 ms
+    // on a ResNet-18 stem activation, this 10 ms). Equal on floats needs opset 11.
+    const zeros = !tap.countZeros ? undefined
+      : b.countTrue(opset >= 11 ? b.op("Equal", [x, b.constFloat(0)]) : b.op("Not", [b.op("Greater", [b.op("Abs", [x]), b.constFloat(0)])]));
     let saturated: string | undefined;
     if (tap.saturation === "tanh") saturated = b.countTrue(b.op("Greater", [b.op("Abs", [x]), b.constFloat(0.99)]));
     if (tap.saturation === "sigmoid") {
@@ -108,7 +110,7 @@ export function instrumentStatistics(model: Model, taps: readonly Tap[], extra?:
     } else {
       sample = b.op("Slice", [flat], { starts: [0], ends: [SAMPLE_SIZE], axes: [0] });
     }
-    outputs.push({ mean, m2, max, min, size, nonzero, saturated, unitMax, sample });
+    outputs.push({ mean, m2, max, min, size, zeros, saturated, unitMax, sample });
   }
   const names = outputs.flatMap(tapOutputNames);
   if (extra) {

@@ -92,7 +92,7 @@ class TapAccumulator {
   min = Infinity;
   max = -Infinity;
   size = 0;
-  nonzero = 0;
+  zeros = 0;
   saturated = 0;
   unitMax: Float32Array | undefined;
   samples: number[] = [];
@@ -109,8 +109,8 @@ class TapAccumulator {
     this.max = Math.max(this.max, scalar(out.max));
     if (!Number.isFinite(mean)) this.sawNonFinite = true;
     this.size += size;
-    if (out.nonzero) this.nonzero += scalar(out.nonzero);
-    else this.nonzero = NaN;
+    if (out.zeros) this.zeros += scalar(out.zeros);
+    else this.zeros = NaN;
     if (out.saturated) this.saturated += scalar(out.saturated);
     if (out.unitMax) {
       const u = r[out.unitMax].data as Float32Array;
@@ -143,8 +143,8 @@ class TapAccumulator {
       deadUnits = channels - alive.reduce((a, b) => a + b, 0);
     }
     // Exact count after ReLU-like units; elsewhere the share of zeros in the sample.
-    const sampled = Number.isNaN(this.nonzero);
-    const zeros = sampled ? (this.samples.filter((v) => v === 0).length / Math.max(1, this.samples.length)) * this.size : this.size - this.nonzero;
+    const sampled = Number.isNaN(this.zeros);
+    const zeros = sampled ? (this.samples.filter((v) => v === 0).length / Math.max(1, this.samples.length)) * this.size : this.zeros;
     let mean = this.moments.mean;
     let std = Math.sqrt(this.moments.variance);
     if (!Number.isFinite(std) && nonFinite === 0 && Number.isFinite(this.min) && Number.isFinite(this.max)) {

@@ -275,7 +275,7 @@ describe("gradient probe", () => {
     assert.ok(Math.abs(rep.probe.loss!.value! - fx.losses.ce.value) < 1e-4 * fx.losses.ce.value);
     const bad = join(tmp, "bad-labels.npy");
     writeFileSync(bad, npyInt64([0, 1, 2]));
-    await assert.rejects(analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, labelsFile: bad }), /labels: batch 1 needs rows 0\.\.15, the labels have 3/);
+    await assert.rejects(analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, labelsFile: bad }), /bad-labels\.npy has 3 rows of labels but the probe data has 16 rows/);
     const outOfRange = join(tmp, "range-labels.npy");
     writeFileSync(outOfRange, npyInt64(new Array<number>(16).fill(12)));
     await assert.rejects(analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, labelsFile: outOfRange }), /12 is not a class index in \[0, 10\)/);

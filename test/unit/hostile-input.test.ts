@@ -157,9 +157,9 @@ describe("data files", () => {
       [["analyze", model, "--input", probe, "--labels", "/dev/zero"], /--labels \/dev\/zero: not a regular file/],
       [["analyze", model, "--input", probe, "--labels", fifo], /--labels \S+fifo\.npy: not a regular file \(a device, FIFO or socket\)/],
       [["analyze", model, "--train-data", "/dev/zero", "--val-data", "/dev/zero"], /--train-data \/dev\/zero: not a regular file/],
-      [["gradcheck", model, "--no-progress", "--labels", "/dev/zero"], /--labels \/dev\/zero: not a regular file/],
+      [["gradcheck", model, "--no-progress", "--input", probe, "--labels", "/dev/zero"], /--labels \/dev\/zero: not a regular file/],
       [["gradcheck", model, "--no-progress", "--input", fifo], /--input \S+fifo\.npy: not a regular file/],
-      [["gradcheck", model, "--no-progress", "--labels", dir], /--labels \S+: is a directory, not a \.npy\/\.npz file/],
+      [["gradcheck", model, "--no-progress", "--input", probe, "--labels", dir], /--labels \S+: is a directory, not a \.npy\/\.npz file/],
     ];
     for (const [args, pattern] of cases) {
       const p = cli(...args);
