@@ -169,6 +169,7 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
     const ft: FloatType = ftRaw;
     // Inputs the rule holds constant get no gradient; if one was requested, it is unavailable.
     const held = (k: number): boolean => rule.constants?.includes(k) ?? false;
+    const buffer = (k: number): boolean => rule.statistics?.includes(k) ?? false;
     n.inputs.forEach((x, k) => {
       if (held(k) && active(x) && !poisoned.has(x)) {
         unsupported.push({ op: n.opType, node: n.name, reason: `input ${k} (${x}) is held constant by the rule` });
@@ -177,7 +178,7 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
     });
     const args: VjpArgs = {
       node: n, e, gy, ft, opset, shape, ints, floats,
-      wants: n.inputs.map((x, k) => active(x) && !held(k)),
+      wants: n.inputs.map((x, k) => active(x) && !held(k) && !buffer(k)),
       k: (v) => e.scalar(v, ft),
     };
     let result: readonly (string | undefined)[];
@@ -190,11 +191,11 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
     }
     differentiated++;
     // A rule that returns no gradient for any input it could differentiate: a zero derivative.
-    const differentiable = n.inputs.map((x, k) => active(x) && !held(k));
+    const differentiable = n.inputs.map((x, k) => active(x) && !held(k) && !buffer(k));
     if (differentiable.some(Boolean) && !differentiable.some((d, k) => d && result[k] !== undefined)) zeroCuts.push({ op: n.opType, node: n.name });
     n.inputs.forEach((x, k) => {
       const g = result[k];
-      if (!active(x) || held(k) || g === undefined) return;
+      if (!active(x) || held(k) || buffer(k) || g === undefined) return;
       const broadcast = rule.unbroadcast === "all" || (rule.unbroadcast?.includes(k) ?? false);
       contribute(x, broadcast ? e.sumTo(g, shape(n.outputs[0]), shape(x)) : g);
     });

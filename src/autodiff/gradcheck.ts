@@ -154,6 +154,9 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
   const tol = TOLERANCES[precision];
   const epsilon = (typeof options.epsilon === "number" ? options.epsilon : options.epsilon?.[precision]) ?? tol.epsilon;
   const { gradSession, lossSession, feeds, grads, lossValue, lossScale, params, unsupported } = prepared;
+  if (prepared.shared.length) {
+    warnings.push(`Not checked: ${prepared.shared.join(", ")} also feed BatchNorm running statistics through Identity (the exporter merged tensors of equal value, e.g. a fresh weight of ones and the running variance), so a finite difference would move both roles while the gradient, as in torch, covers only the learned one.`);
+  }
   const lossFeeds = Object.fromEntries(Object.entries(feeds).filter(([name]) => !prepared.jitter.has(name)));
 
   let released = false;
@@ -289,7 +292,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
     return {
       precision, precisionNote, epsilon, tolerance: { good: tol.good, wrong: tol.wrong },
       loss: { name: loss, definition: lossDefinition(loss, prepared.lossOutputs, options.labels ? options.labelsName ?? "the given labels" : undefined, prepared.softmaxOutput), value: baseLoss },
-      checks, unsupported, constants: prepared.held, warnings, seconds: (performance.now() - started) / 1000,
+      checks, unsupported, constants: prepared.held.filter((t) => !prepared.shared.includes(t)), warnings, seconds: (performance.now() - started) / 1000,
     };
   } finally {
     if (!released) await gradSession.release();
@@ -313,6 +316,8 @@ interface Prepared {
   softmaxOutput?: string;
   params: string[];
   held: string[];
+  /** Of `held`: parameters the exporter merged with running statistics. */
+  shared: string[];
   unsupported: readonly UnsupportedOp[];
 }
 
@@ -326,6 +331,8 @@ async function prepare(model: Model, precision: FloatType, options: GradcheckOpt
   const floatInputs = checkModel.inputs.filter((i) => (i.dtype === "float32" || i.dtype === "float64") && !paramValues.has(i.name)).map((i) => i.name);
   const reaching = reachesOutputs(checkModel, info);
   const held = [...paramValues.keys()].filter((p) => heldOnly(checkModel, p) || !reaching.has(p));
+  const shared = [...paramValues.keys()].filter((p) => !held.includes(p) && sharedWithStatistics(checkModel, p));
+  held.push(...shared);
   // In the order the graph uses them (the file's initializer order is often alphabetical: layer.10 before layer.2).
   const firstUse = new Map<string, number>();
   checkModel.nodes.forEach((n, i) => n.inputs.forEach((x, slot) => { if (!firstUse.has(x)) firstUse.set(x, i * 1024 + slot); }));
@@ -364,7 +371,7 @@ async function prepare(model: Model, precision: FloatType, options: GradcheckOpt
     throw err;
   }
   for (const [name, t] of jitter) feeds[name] = t;
-  return { gradSession, lossSession, feeds, jitter, grads, lossValue: emitted.value, lossScale, lossOutputs: emitted.outputs, softmaxOutput: emitted.softmaxOutput, params, held, unsupported: backward.unsupported };
+  return { gradSession, lossSession, feeds, jitter, grads, lossValue: emitted.value, lossScale, lossOutputs: emitted.outputs, softmaxOutput: emitted.softmaxOutput, params, held, shared, unsupported: backward.unsupported };
 }
 
 /** Tensors of the main graph from which a path of float tensors leads to a model output. */
@@ -417,10 +424,24 @@ function layerNames(model: Model): Map<string, string> {
   return out;
 }
 
+const heldSlot = (op: string, k: number): boolean => (VJP_RULES[op]?.constants?.includes(k) || VJP_RULES[op]?.statistics?.includes(k)) ?? false;
+
 /** Parameters only read where the rules hold inputs constant (BatchNorm running statistics, exponents): not learned. */
 function heldOnly(model: Model, tensor: string): boolean {
-  const uses = model.nodes.flatMap((n) => n.inputs.flatMap((x, k) => (x === tensor ? [VJP_RULES[n.opType]?.constants?.includes(k) ?? false] : [])));
+  const uses = model.nodes.flatMap((n) => n.inputs.flatMap((x, k) => (x === tensor ? [heldSlot(n.opType, k)] : [])));
   return uses.length > 0 && uses.every(Boolean);
+}
+
+/**
+ * Parameters that also feed running statistics through Identity (PyTorch merges a fresh
+ * BatchNorm's weight with its equal running variance): a finite difference moves both roles, the
+ * gradient only the learned one, so comparing them says nothing about the rules.
+ */
+function sharedWithStatistics(model: Model, tensor: string): boolean {
+  const reach = new Set([tensor]);
+  for (const n of model.nodes) if (n.opType === "Identity" && reach.has(n.inputs[0])) reach.add(n.outputs[0]);
+  const uses = model.nodes.flatMap((n) => n.inputs.flatMap((x, k) => (reach.has(x) && n.opType !== "Identity" ? [VJP_RULES[n.opType]?.statistics?.includes(k) ?? false] : [])));
+  return uses.some(Boolean) && !uses.every(Boolean);
 }
 
 /** Dropout nodes that run in training mode (a random mask per run). */

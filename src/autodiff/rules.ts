@@ -43,6 +43,13 @@ export interface VjpRule {
    * gradient of such an input is reported unavailable rather than silently zero.
    */
   readonly constants?: readonly number[];
+  /**
+   * Inputs that are buffers in every framework (BatchNorm's running mean and variance): no
+   * gradient flows into them, as in torch. Unlike `constants` they do not stop the gradient of a
+   * tensor they share with a parameter: PyTorch's exporter merges equal initializers, so a fresh
+   * BatchNorm's weight (all ones) often also feeds its running variance through an Identity.
+   */
+  readonly statistics?: readonly number[];
   readonly vjp: (a: VjpArgs) => VjpResult;
 }
 
@@ -1057,7 +1064,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   },
 
   // Normalizations (inference mode)
-  BatchNormalization: { constants: [3, 4], vjp: batchNormRule },
+  BatchNormalization: { statistics: [3, 4], vjp: batchNormRule },
   LayerNormalization: { unbroadcast: [1, 2], vjp: layerNormRule },
   InstanceNormalization: { vjp: instanceNormRule },
 

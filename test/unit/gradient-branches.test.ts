@@ -158,7 +158,7 @@ describe("exactly zero gradients that are true", () => {
 });
 
 describe("what gradient checking counts as a parameter", () => {
-  it("trainable float initializers: not Constant-node tensors, not initializers no float path leads from to the output", async () => {
+  it("trainable float initializers: not Constant-node tensors, not initializers from which no float path leads to the output", async () => {
     const g = graph([
       node("Constant", [], ["scale"], [attr("value", floatTensor("scale", [4], [1, 2, 3, 4]))], "Constant_0"),
       node("Mul", ["x", "scale"], ["xs"], [], "Mul_0"),
@@ -172,6 +172,32 @@ describe("what gradient checking counts as a parameter", () => {
     assert.deepEqual(res.checks.map((c) => `${c.kind} ${c.tensor}`).sort(), ["input x", "parameter W", "parameter bias"]);
     assert.deepEqual([...res.constants].sort(), ["shape_only", "unused"]);
     assert.ok(res.checks.every((c) => c.grade === "good"), res.checks.map((c) => `${c.tensor} ${c.difference}`).join(", "));
+  });
+
+  it("a BatchNorm weight the exporter merged with its running variance keeps its gradient (as in torch), and gradcheck leaves it out with the reason", async () => {
+    const gamma = randn(3).map((v) => 1 + 0.3 * Math.abs(v));
+    const beta = randn(3);
+    const weights = randn(12);
+    const bnModel = (merged: boolean): string => {
+      const stats = merged ? [node("Identity", ["gamma"], ["var"]), node("Identity", ["beta"], ["mean"])] : [];
+      const g = graph([...stats, node("Gemm", ["x", "W"], ["h"], [], "/fc/Gemm"), node("BatchNormalization", ["h", "gamma", "beta", "mean", "var"], ["y"], [], "/bn/BatchNormalization")],
+        [floatTensor("W", [4, 3], weights), floatTensor("gamma", [3], gamma), floatTensor("beta", [3], beta), ...(merged ? [] : [floatTensor("var", [3], gamma), floatTensor("mean", [3], beta)])],
+        [valueInfo("x", ["batch", 4])], [valueInfo("y", ["batch", 3])]);
+      const path = join(mkdtempSync(join(tmpdir(), "bn-merged-")), `${merged}.onnx`);
+      writeFileSync(path, modelBytes(g, 17));
+      return path;
+    };
+    const [merged, separate] = [bnModel(true), bnModel(false)];
+    const bnGrad = async (path: string) => (await analyze(path, { batchSize: 4, batches: 1, seed: 3 })).layers.find((l) => l.op === "BatchNormalization")?.weight?.gradient?.l2;
+    const mergedGrad = await bnGrad(merged);
+    assert.ok(mergedGrad !== undefined && mergedGrad > 0, "the merged model has a BatchNorm weight gradient");
+    assert.ok(Math.abs(mergedGrad - (await bnGrad(separate))!) <= 1e-6 * mergedGrad, "the same as with separate running statistics");
+    const feeds: Record<string, HostTensor> = { x: { dtype: "float32", dims: [4, 4], data: Float32Array.from(randn(16)) } };
+    const checkMerged = await gradcheck(loadModel(merged), { feeds, samples: Infinity });
+    assert.deepEqual(checkMerged.checks.map((c) => c.tensor), ["W", "x"]);
+    assert.match(checkMerged.warnings.join("\n"), /Not checked: gamma, beta also feed BatchNorm running statistics through Identity/);
+    const checkSeparate = await gradcheck(loadModel(separate), { feeds, samples: Infinity });
+    assert.deepEqual(checkSeparate.checks.map((c) => `${c.tensor} ${c.grade}`), ["W good", "gamma good", "beta good", "x good"]);
   });
 
   it("lists tensors in the order the graph uses them, not the file's (alphabetical) order", async () => {
