@@ -228,8 +228,11 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
       // about eps f''/2 where the loss is smooth, the slope's jump where the step straddles a kink
       // (a ReLU input exactly at 0 gives a central difference of half the slope, which no backward
       // graph should match).
-      const derivative = async (i: number, h: number): Promise<[number, number]> => {
+      // The step is relative for elements larger than 1: epsilon 1e-3 added to a float32 2^20 (an
+      // audio scale constant in Silero) rounds back to 2^20 and would leave no difference at all.
+      const derivative = async (i: number, eps: number): Promise<[number, number]> => {
         const original = value.data[i] as number;
+        const h = eps * Math.max(1, Math.abs(original));
         perturbed[i] = original + h;
         const plus = await lossWith();
         perturbed[i] = original - h;
@@ -237,6 +240,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
         perturbed[i] = original;
         // The step actually taken, after rounding to the tensor's precision.
         const step = value.dtype === "float32" ? Math.fround(original + h) - Math.fround(original - h) : 2 * h;
+        if (!(step > 0)) throw new DoctorError("probe.input", `epsilon ${eps} is below the ${value.dtype} resolution at ${tensor}[${i}] = ${original}; use a larger --epsilon`);
         return [(plus - minus) / step, Math.abs(plus - 2 * f0 + minus) / step];
       };
       let dd = 0, aa = 0, nn = 0, uu = 0, jj = 0;
@@ -248,7 +252,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
         // crossed within the step). Rounding of the outputs and of the loss bounds it from below.
         // (Richardson extrapolation of the two did not help on Silero: kinks, not curvature,
         // limit float32 differences there.)
-        const quantum = (2 * u * scale + 2 * Math.abs(baseLoss) * 2 ** -52) / epsilon;
+        const quantum = (2 * u * scale + 2 * Math.abs(baseLoss) * 2 ** -52) / (epsilon * Math.max(1, Math.abs(value.data[i] as number)));
         const fdError = Math.max(quantum, kink, Math.abs(numeric - (await derivative(i, 2 * epsilon))[0]));
         const a = analytic ? analytic[i] : 0;
         const noise = analytic && analyticJittered ? Math.abs(a - analyticJittered[i]) : 0;

@@ -74,7 +74,7 @@ export function gradcheckText(r: GradcheckResult & { model: string; batchSize: n
   lines.push(`precision: ${r.precisionNote}; central differences with epsilon ${r.epsilon}`);
   lines.push(`loss: ${r.loss.name} = ${fmt(r.loss.value)} (${r.loss.definition})`);
   lines.push(`difference = ||analytic - numeric|| / (||analytic|| + ||numeric||); good <= ${r.tolerance.good}, wrong >= ${r.tolerance.wrong}${r.precision === "float64" ? " (the classic gradient-checking grades)" : " (float32: the classic 1e-7/1e-3 grades assume float64)"}`);
-  lines.push("resolution = what the comparison resolves: the finite differences' own error (|D(eps) - D(2 eps)|, at least the outputs' rounding) and the backward graph's rounding noise; a difference within 3x of it grades good, since it is not evidence of a wrong derivative");
+  lines.push("resolution = what the comparison resolves: the finite differences' own error (|D(eps) - D(2 eps)|, at least the outputs' rounding) and the backward graph's rounding noise; a difference within 3x of it is no evidence of a wrong derivative and grades good, unless 3x the resolution reaches the wrong grade: then the check cannot tell and says look closer");
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   if (r.constants.length) lines.push(`not checked (not learned: running statistics, exponents, and initializers from which no float path leads to an output): ${r.constants.join(", ")}`);
   if (r.unsupported.length) lines.push(`no gradient rule for: ${[...new Set(r.unsupported.map((u) => `${u.op} (${u.reason})`))].join("; ")}`);

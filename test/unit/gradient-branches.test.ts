@@ -200,6 +200,17 @@ describe("what gradient checking counts as a parameter", () => {
     assert.deepEqual(checkSeparate.checks.map((c) => `${c.tensor} ${c.grade}`), ["W good", "gamma good", "beta good", "x good"]);
   });
 
+  it("steps relative to the value for elements above 1, so a float32 scale of 2^20 still moves the loss", async () => {
+    // y = log(1 + s * x^2) with s = 2^20, as Silero scales its spectrogram magnitude: 2^20 + 1e-3 rounds to 2^20 in float32.
+    const g = graph([node("Mul", ["x", "x"], ["x2"]), node("Mul", ["x2", "s"], ["sx"]), node("Add", ["sx", "one"], ["a"]), node("Log", ["a"], ["y"])],
+      [floatTensor("s", [], [2 ** 20]), floatTensor("one", [], [1])]);
+    const model = loadModel("scale.onnx", { bytes: modelBytes(g, 17) });
+    const res = await gradcheck(model, { feeds: { x: { dtype: "float32", dims: [2, 4], data: Float32Array.from(randn(8), (v) => v * 1e-3) } }, samples: Infinity, precision: "float32" });
+    const s = res.checks.find((c) => c.tensor === "s")!;
+    assert.ok(Number.isFinite(s.difference) && s.numericNorm > 0, JSON.stringify(s));
+    assert.equal(s.grade, "good", JSON.stringify(s));
+  });
+
   it("lists tensors in the order the graph uses them, not the file's (alphabetical) order", async () => {
     // layer10 runs first, layer2 second; the file lists them as a text sort would.
     const g = graph([node("MatMul", ["x", "layer10.weight"], ["h"], [], "first"), node("Add", ["h", "layer10.bias"], ["hb"]), node("MatMul", ["hb", "layer2.weight"], ["y"], [], "second")],
