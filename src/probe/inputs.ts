@@ -58,7 +58,7 @@ export function defaultedDimsHint(plan: ProbePlan | undefined): string {
  * an embedding get valid ids.
  */
 export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
-  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  let batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   const seed = options.seed ?? 0;
   const fileData = options.inputFile ? readInputFile(options.inputFile, model.inputs) : undefined;
   const index = new GraphIndex(model);
@@ -78,6 +78,9 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
   if (fileData) {
     const first = [...fileData.values()][0];
     const rows = first.dims[0] ?? 1;
+    // A model with a fixed batch dimension (mnist's [1,1,28,28]) takes the file's rows that many at a time.
+    const fixed = model.inputs.find((s) => fileData.has(s.name))?.shape?.[0];
+    if (typeof fixed === "number" && fixed > 0) batchSize = fixed;
     const available = Math.max(1, Math.ceil(rows / batchSize));
     const batches = Math.min(options.batches ?? available, available);
     const inputs: InputPlan[] = model.inputs.map((spec) => {

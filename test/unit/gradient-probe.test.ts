@@ -291,6 +291,17 @@ describe("gradient probe", () => {
     assert.ok(rep.layers.every((l) => l.gradient && l.gradient.l2 > 0 && l.activation));
   });
 
+  it("feeds probe data to a model with a fixed batch dimension that many rows at a time", async () => {
+    const g = graph([node("Gemm", ["x", "W"], ["y"])], [floatTensor("W", [4, 3], Array.from({ length: 12 }, (_, i) => (i % 5) - 2))], [valueInfo("x", [1, 4])], [valueInfo("y", [1, 3])]);
+    const path = join(tmp, "fixed-batch.onnx");
+    writeFileSync(path, modelBytes(g, 17));
+    const data = join(tmp, "rows5.npy");
+    writeFileSync(data, npyFloat32(Array.from({ length: 20 }, (_, i) => Math.sin(i)), [5, 4]));
+    const rep = await analyze(path, { inputFile: data });
+    assert.deepEqual([rep.probe.batchSize, rep.probe.batches, rep.probe.error], [1, 5, undefined]);
+    assert.ok(rep.layers[0].gradient && rep.layers[0].gradient.l2 > 0);
+  });
+
   it("keeps the forward probe when an optional extension's graph cannot be built", async () => {
     const model = loadModel(join(FIXTURES, "relu_he_deep.onnx"));
     const layers = findLayers(model);
