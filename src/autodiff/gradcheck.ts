@@ -12,7 +12,7 @@ import { inlineTakenBranches } from "../instrument/inline-branches";
 import { generatedPrefix } from "../instrument/names";
 import { TensorProto_DataType as DT, type ValueInfoProto } from "../onnx/gen/onnx_pb";
 import { tensorValueInfo } from "../onnx/value-info";
-import { buildBackward, type UnsupportedOp } from "./backward";
+import { buildBackward, MIN_OPSET, type UnsupportedOp } from "./backward";
 import { capturedInputs } from "../onnx/order";
 import { checkableModel } from "./check-model";
 import { GradEmitter, onnxFloat, type FloatType } from "./emit";
@@ -115,6 +115,9 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
   const started = performance.now();
   const progress = options.progress ?? ((): void => undefined);
   const warnings: string[] = [];
+  if (defaultOpset(model) < MIN_OPSET) {
+    throw new DoctorError("model.unsupported", `gradients need opset ${MIN_OPSET} or later (the model uses ${defaultOpset(model)}); convert it with onnx.version_converter first`);
+  }
   const inlined = await inlineTakenBranches(model, { batches: 1, feeds: () => ({ ...options.feeds }) }, options.intraOpThreads);
   if (inlined.taken.length) {
     warnings.push(`If nodes replaced by the branch these inputs take (${inlined.taken.join(", ")}), as the probe does; a perturbation that flips a condition is not followed.`);
@@ -491,6 +494,9 @@ export async function checkGradients(path: string, options: CheckGradientsOption
     const hint = defaultedDimsHint(plan);
     if (hint && e instanceof DoctorError && e.message.startsWith("onnxruntime failed to run")) throw new DoctorError(e.code, `${e.message}${hint}`);
     throw e;
+  }
+  if (plan.fileRows !== undefined && plan.fileRows > plan.batchSize) {
+    result = { ...result, warnings: [...result.warnings, `Checked on the first ${plan.batchSize} of the ${plan.fileRows} rows of ${basename(options.inputFile!)} (one batch; --batch-size sets how many).`] };
   }
   return { ...result, model: path, batchSize: plan.batchSize };
 }

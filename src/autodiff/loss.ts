@@ -160,7 +160,15 @@ export function lossDefinition(name: LossName, outputs: readonly string[], label
 export class TargetFeeder {
   private readonly cotangents = new Map<string, Float32Array | Float64Array>();
 
-  constructor(private readonly targets: readonly LossTarget[], private readonly seed: number, private readonly labels?: HostTensor, private readonly batchSize = 0) {}
+  constructor(private readonly targets: readonly LossTarget[], private readonly seed: number, private readonly labels?: HostTensor, private readonly batchSize = 0) {
+    // Every row, not only those of the batches that run (gradcheck uses the first batch only).
+    const classes = targets.find((t) => t.kind === "onehot");
+    if (labels && classes) {
+      const C = classes.shape[classes.classAxis!];
+      const bad = Array.from(labels.data as ArrayLike<number>).find((v) => !Number.isInteger(v) || v < 0 || v >= C);
+      if (bad !== undefined) throw new DoctorError("probe.input", `labels: ${bad} is not a class index in [0, ${C})${Number.isInteger(bad) ? "" : "; for real-valued targets use --loss mse"}`);
+    }
+  }
 
   feeds(b: number): Record<string, HostTensor> {
     const out: Record<string, HostTensor> = {};
@@ -179,6 +187,9 @@ export class TargetFeeder {
           }
           const s = ss > 0 ? Math.sqrt(n / ss) : 1;
           for (let i = 0; i < n; i++) v[i] *= s;
+          // One element scaled to unit RMS is ±1, and two outputs that alias one value (an
+          // Identity copy, an RNN's Y and Y_h at one step) would cancel half the time: use +1.
+          if (n === 1) v[0] = 1;
           this.cotangents.set(t.input, v);
         }
         out[t.input] = { dtype: t.ft, dims: t.shape, data: v };

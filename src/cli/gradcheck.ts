@@ -5,7 +5,7 @@ import { LOSS_NAMES, type LossName } from "../autodiff/loss";
 import { fmt } from "../rules/rule";
 import { startWatchdog } from "../runtime/watchdog";
 import { DoctorError } from "../onnx/errors";
-import { dimValue, keyValue, maxThreads, positiveInt, positiveNumber, seedValue, threadCount } from "./options";
+import { dimValue, keyValue, maxThreads, outputFile, positiveInt, seedValue, stepValue, threadCount } from "./options";
 
 /**
  * `onnx-doctor gradcheck model.onnx`: the seed's gradient checking. Exit code 0 when every checked
@@ -18,7 +18,7 @@ export function registerGradcheck(program: Command): void {
     .description("check the generated backward graph against central finite differences (gradient checking: relative difference per parameter tensor)")
     .argument("<model>", "path to an .onnx file")
     .addOption(new Option("-f, --format <format>", "output format").choices(["text", "json"]).default("text"))
-    .option("-o, --out <file>", "write the result to a file instead of stdout")
+    .option("-o, --out <file>", "write the result to a file instead of stdout", outputFile)
     .option("-i, --input <file>", "probe data: .npy for the first input, or .npz with one array per input name")
     .option("--dim <name=value>", "value for a symbolic dimension (repeatable)", dimValue)
     .option("--fill <name=value>", "feed a constant to an input (repeatable)", keyValue)
@@ -28,7 +28,7 @@ export function registerGradcheck(program: Command): void {
     .option("--labels <file>", ".npy labels for --loss ce (class ids) or mse (targets)")
     .option("--samples <n>", "elements checked per tensor (a seeded random subset; default 8)", positiveInt)
     .addOption(new Option("--precision <p>", "float64 when onnxruntime can run the model in double (default auto)").choices(["auto", "float64", "float32"]).default("auto"))
-    .option("--epsilon <e>", "finite-difference step (default 1e-6 in float64, 1e-3 in float32)", positiveNumber)
+    .option("--epsilon <e>", "finite-difference step (default 1e-6 in float64, 1e-3 in float32; at least 1e-12)", stepValue)
     .option("--allow-dropout", "check although Dropout runs in training mode (the result is then meaningless)")
     .option("--threads <n>", `onnxruntime intra-op threads (at most ${maxThreads()})`, threadCount)
     .option("--no-progress", "do not report progress on stderr")

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { dimValue, keyValue, maxThreads, positiveInt, seedValue, threadCount } from "./options";
+import { batchCount, dimValue, keyValue, MAX_BATCHES, maxThreads, outputFile, positiveInt, seedValue, threadCount } from "./options";
 import { analyze, DoctorError } from "../index";
 import { oneLine } from "../onnx/errors";
 import { toHtml } from "../report/html";
@@ -30,14 +30,14 @@ program
   .description("analyse a model from its weights and a forward probe")
   .argument("<model>", "path to an .onnx file")
   .addOption(new Option("-f, --format <format>", "output format").choices(["text", "json", "markdown", "sarif", "html"]).default("text"))
-  .option("-o, --out <file>", "write the report to a file instead of stdout")
+  .option("-o, --out <file>", "write the report to a file instead of stdout", outputFile)
   .addOption(new Option("--fail-on <level>", "exit with 1 when a finding of this severity or worse exists").choices(["error", "warning", "never"]).default("error"))
   .option("--static", "only check the weights; do not run the model")
   .option("-i, --input <file>", "probe data: .npy for the first input, or .npz with one array per input name")
   .option("--dim <name=value>", "value for a symbolic dimension (repeatable)", dimValue)
   .option("--fill <name=value>", "feed a constant to an input, e.g. --fill sr=16000 (repeatable)", keyValue)
   .option("-b, --batch-size <n>", "probe batch size", positiveInt)
-  .option("--batches <n>", "number of probe batches", positiveInt)
+  .option("--batches <n>", `number of probe batches (at most ${MAX_BATCHES.toLocaleString("en-US")})`, batchCount)
   .option("--seed <n>", "seed for synthetic probe data", seedValue)
   .option("--threads <n>", `onnxruntime intra-op threads (default: all cores; at most ${maxThreads()})`, threadCount)
   .option("--timeout <seconds>", "stop the analysis after this many seconds (one-line reason, exit 137)", positiveInt)

@@ -1,4 +1,6 @@
+import { statSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { dirname, resolve } from "node:path";
 import { InvalidArgumentError } from "commander";
 
 // Option parsers shared by `analyze` and `gradcheck`: a value is refused (exit 2, one line) when it
@@ -49,4 +51,33 @@ export const positiveNumber = (v: string): number => {
   const n = Number(v);
   if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError("must be a finite positive number");
   return n;
+};
+
+/** Most probe batches one run may ask for: more is a typo (1e9 ran until killed), not a probe. */
+export const MAX_BATCHES = 100_000;
+
+export const batchCount = (v: string): number => {
+  const n = positiveInt(v);
+  if (n > MAX_BATCHES) throw new InvalidArgumentError(`must be at most ${MAX_BATCHES.toLocaleString("en-US")}`);
+  return n;
+};
+
+/** A finite-difference step: below 1e-12 even float64 differences are all rounding. */
+export const stepValue = (v: string): number => {
+  const n = positiveNumber(v);
+  if (n < 1e-12) throw new InvalidArgumentError("must be at least 1e-12: smaller steps leave only rounding error, even in float64");
+  return n;
+};
+
+/** An output file whose folder exists, checked before the run rather than after it. */
+export const outputFile = (v: string): string => {
+  const folder = dirname(resolve(v));
+  let isFolder = false;
+  try {
+    isFolder = statSync(folder).isDirectory();
+  } catch {
+    // missing: reported below
+  }
+  if (!isFolder) throw new InvalidArgumentError(`the folder ${folder} does not exist`);
+  return v;
 };

@@ -181,6 +181,7 @@ function readInputFile(file: string, specs: readonly ValueSpec[]): Map<string, H
       }
     });
     if (spec.dtype !== t.dtype) throw new DoctorError("probe.input", `${label}: "${name}" is ${t.dtype} but the model expects ${spec.dtype}`);
+    if (t.dims.includes(0)) throw new DoctorError("probe.input", `${label}: "${name}" has shape [${t.dims.join(",")}]: no values to probe with`);
   }
   return data;
 }

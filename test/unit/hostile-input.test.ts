@@ -314,6 +314,10 @@ describe("option validation", () => {
       [["gradcheck", model, "--epsilon", "NaN"], /must be a finite positive number/],
       [["gradcheck", model, "--loss", "none"], /argument 'none' is invalid\. Allowed choices are ce, mse, random/],
       [["gradcheck", model, "--loss", "random", "--labels", join(FIXTURES, "tanh_tiny_init.probe.npy")], /^onnx-doctor: probe\.input: --labels is used only by --loss ce or mse; --loss random would ignore it\n$/],
+      [["analyze", model, "--batches", "1e9"], /--batches <n>' argument '1e9' is invalid\. must be at most 100,000/],
+      [["gradcheck", model, "--epsilon", "1e-320"], /--epsilon <e>' argument '1e-320' is invalid\. must be at least 1e-12/],
+      [["analyze", model, "-o", "/nonexistent-folder/r.json"], /^onnx-doctor: usage: option '-o, --out <file>' argument '\/nonexistent-folder\/r\.json' is invalid\. the folder \/nonexistent-folder does not exist\n$/],
+      [["gradcheck", model, "-o", "/nonexistent-folder/r.json"], /the folder \/nonexistent-folder does not exist/],
     ];
     for (const [args, pattern] of refused) {
       const p = cli(...args);
@@ -322,6 +326,49 @@ describe("option validation", () => {
     }
     const ok = cli("analyze", model, "--static", "--threads", String(max));
     assert.equal(ok.status, 0, ok.stderr);
+  });
+});
+
+describe("a second round of hostile inputs", () => {
+  it("probe data with no rows is refused before anything runs", async () => {
+    const dir = tmp();
+    const empty = join(dir, "x_empty.npy");
+    writeFileSync(empty, npyBytes("<f4", [0, 128], new Float32Array(0)));
+    const model = join(FIXTURES, "tanh_tiny_init.onnx");
+    for (const command of ["analyze", "gradcheck"]) {
+      const p = cli(command, model, "--input", empty, ...(command === "gradcheck" ? ["--no-progress"] : []));
+      assert.equal(p.status, 2, `${command}: ${p.stderr}`);
+      assert.match(p.stderr, /^onnx-doctor: probe\.input: x_empty\.npy: "input" has shape \[0,128\]: no values to probe with\n$/, command);
+    }
+  });
+
+  it("two outputs that alias one scalar do not cancel the random loss", async () => {
+    const g = graph([node("ReduceSum", ["h"], ["y"], [attr("keepdims", 0)]), node("Identity", ["y"], ["y_copy"]), node("MatMul", ["x", "W"], ["h"])],
+      [floatTensor("W", [4, 3], [0.5, -1, 0.25, 1, 0.5, -0.5, -0.25, 1, 0.75, 0.1, 0.2, 0.3])], [valueInfo("x", ["batch", 4])], [valueInfo("y", []), valueInfo("y_copy", [])]);
+    const path = join(tmp(), "alias.onnx");
+    writeFileSync(path, modelBytes(g, 17));
+    for (const seed of [0, 1, 2, 3]) {
+      const r = await analyze(path, { seed, batches: 1 });
+      assert.ok(r.layers[0].weight?.gradient && r.layers[0].weight.gradient.l2 > 0, `seed ${seed}: ${JSON.stringify(r.layers[0].weight?.gradient)}`);
+      assert.ok(!r.findings.some((f) => f.category === "gradient.vanishing"), `seed ${seed}`);
+    }
+  });
+
+  it("gradcheck checks every label row, not only the batch it runs, and says which rows it used", async () => {
+    const fx = gradientFixture("relu_he_deep");
+    const labels = join(tmp(), "labels.npy");
+    const ids = Array.from({ length: 16 }, (_, i) => (i === 9 ? 10 : i % 10));
+    writeFileSync(labels, npyBytes("<i8", [16], BigInt64Array.from(ids.map(BigInt))));
+    await assert.rejects(checkGradients(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), labelsFile: labels, samples: 1 }), /labels: 10 is not a class index in \[0, 10\)/);
+    const res = await checkGradients(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), samples: 1 });
+    assert.ok(res.warnings.some((w) => /^Checked on the first 2 of the 16 rows of relu_he_deep\.probe\.npy/.test(w)), res.warnings.join("\n"));
+  });
+
+  it("gradcheck refuses opsets below the gradient rules' minimum with the reason, not onnxruntime's", async () => {
+    const g = graph([node("Mul", ["x", "W"], ["y"])], [floatTensor("W", [4], [1, 2, 3, 4])]);
+    const path = join(tmp(), "opset6.onnx");
+    writeFileSync(path, modelBytes(g, 6, 3));
+    await assert.rejects(checkGradients(path, { samples: 1 }), /^DoctorError: gradients need opset 8 or later \(the model uses 6\)/);
   });
 });
 
