@@ -109,9 +109,12 @@ export function activate(context: vscode.ExtensionContext): ModelDoctorApi {
       try {
         const result = await checkGradients(dist, uri, readSettings(uri).workerTimeoutMs, log);
         if (!result) return undefined;
-        const summary = vscode.l10n.t("Gradient check of {0}: {1} good, {2} look closer, {3} wrong ({4}). Details in the log.",
-          path.basename(uri.fsPath), result.good, result.closer, result.wrong, result.precisionNote);
-        void (result.wrong ? vscode.window.showWarningMessage(summary) : vscode.window.showInformationMessage(summary));
+        const summary = result.noGradient
+          ? vscode.l10n.t("Gradient check of {0}: {1} good, {2} look closer, {3} wrong, {4} with no gradient to check ({5}). Details in the log.",
+            path.basename(uri.fsPath), result.good, result.closer, result.wrong, result.noGradient, result.precisionNote)
+          : vscode.l10n.t("Gradient check of {0}: {1} good, {2} look closer, {3} wrong ({4}). Details in the log.",
+            path.basename(uri.fsPath), result.good, result.closer, result.wrong, result.precisionNote);
+        void (result.wrong || result.noGradient ? vscode.window.showWarningMessage(summary) : vscode.window.showInformationMessage(summary));
         return result;
       } catch (e) {
         void vscode.window.showErrorMessage(vscode.l10n.t("Model Doctor: the gradient check failed: {0}", e instanceof Error ? e.message : String(e)));

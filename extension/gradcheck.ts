@@ -8,7 +8,7 @@ import * as vscode from "vscode";
 /** What the CLI's JSON gives per checked tensor (a subset). */
 interface TensorGrade {
   tensor: string;
-  grade: "good" | "look closer" | "wrong";
+  grade: "good" | "look closer" | "wrong" | "no gradient";
   difference: number | null;
 }
 
@@ -18,6 +18,8 @@ export interface GradcheckSummary {
   good: number;
   closer: number;
   wrong: number;
+  /** Tensors with no gradient to compare (an op without a rule on the way to the loss). */
+  noGradient: number;
 }
 
 /** A progress line of the CLI's stderr: `gradcheck <percent>% <message>`. */
@@ -46,7 +48,7 @@ export async function checkGradients(distDir: string, model: vscode.Uri, timeout
       const count = (g: TensorGrade["grade"]): number => parsed!.checks.filter((c) => c.grade === g).length;
       log.info(`gradient check of ${model.fsPath}: ${parsed.precisionNote}`);
       for (const c of parsed.checks) log.info(`  ${c.grade.padEnd(11)} ${c.tensor} difference ${c.difference}`);
-      resolve({ precisionNote: parsed.precisionNote, checks: parsed.checks, good: count("good"), closer: count("look closer"), wrong: count("wrong") });
+      resolve({ precisionNote: parsed.precisionNote, checks: parsed.checks, good: count("good"), closer: count("look closer"), wrong: count("wrong"), noGradient: count("no gradient") });
     });
     // `gradcheck 40% tensor 7/15: ...` lines on stderr move the notification's bar.
     let shown = 0;

@@ -20,7 +20,8 @@ import { VJP_RULES } from "./rules";
 import { emitLoss, lossDefinition, TargetFeeder, type LossName } from "./loss";
 import { probeTensorInfo, type TensorInfo } from "./shapes";
 
-export type Grade = "good" | "look closer" | "wrong";
+/** "no gradient": nothing was compared, because an op on the way to the loss has no rule (not a wrong derivative). */
+export type Grade = "good" | "look closer" | "wrong" | "no gradient";
 
 /**
  * The seed's verdicts on difference = ||a - n|| / (||a|| + ||n||): about 1e-7 or less is good,
@@ -210,7 +211,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
       const common = { tensor, layer: layerOf.get(tensor) ?? null, kind, size } as const;
       if (g === null) {
         const blocking = unsupported.map((u) => `${u.op} (${u.node})`).slice(0, 3).join(", ");
-        checks.push({ ...common, checked: 0, difference: NaN, resolution: NaN, analyticNorm: NaN, numericNorm: NaN, grade: "wrong", unavailable: `no gradient: ${blocking}` });
+        checks.push({ ...common, checked: 0, difference: NaN, resolution: NaN, analyticNorm: NaN, numericNorm: NaN, grade: "no gradient", unavailable: blocking });
         continue;
       }
       const picks = picked.get(tensor)!;

@@ -9,7 +9,7 @@ import { dimValue, keyValue, maxThreads, outputFile, positiveInt, seedValue, ste
 
 /**
  * `onnx-doctor gradcheck model.onnx`: the seed's gradient checking. Exit code 0 when every checked
- * tensor grades good or "look closer", 1 when one is wrong (or has no gradient), 2 when the check
+ * tensor grades good or "look closer", 1 when one is wrong or has no gradient, 2 when the check
  * cannot run (training-mode Dropout without --allow-dropout, unreadable model).
  */
 export function registerGradcheck(program: Command): void {
@@ -58,7 +58,7 @@ export function registerGradcheck(program: Command): void {
       const text = opts.format === "json" ? JSON.stringify(result, (_k, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n" : gradcheckText(result);
       if (opts.out) writeFileSync(opts.out, text);
       else process.stdout.write(text);
-      process.exitCode = result.checks.some((c) => c.grade === "wrong") ? 1 : 0;
+      process.exitCode = result.checks.some((c) => c.grade === "wrong" || c.grade === "no gradient") ? 1 : 0;
     });
 }
 
@@ -81,12 +81,13 @@ export function gradcheckText(r: GradcheckResult & { model: string; batchSize: n
   lines.push("");
   const rows = [["tensor", "layer", "kind", "checked", "difference", "resolution", "grade"]];
   for (const c of r.checks) {
-    rows.push([c.tensor, c.layer ?? "", c.kind, `${c.checked}/${c.size}`, c.unavailable ? "-" : fmt(c.difference), c.unavailable ? "-" : fmt(c.resolution), c.unavailable ? `wrong: ${c.unavailable}` : c.grade]);
+    rows.push([c.tensor, c.layer ?? "", c.kind, `${c.checked}/${c.size}`, c.unavailable ? "-" : fmt(c.difference), c.unavailable ? "-" : fmt(c.resolution), c.unavailable ? `no gradient: ${c.unavailable}` : c.grade]);
   }
   const widths = rows[0].map((_, i) => Math.min(48, Math.max(...rows.map((row) => row[i].length))));
   for (const row of rows) lines.push(row.map((cell, i) => (i === row.length - 1 ? cell : cell.length > widths[i] ? `${cell.slice(0, widths[i] - 1)}…` : cell.padEnd(widths[i]))).join("  "));
   const count = (g: string): number => r.checks.filter((c) => c.grade === g).length;
   lines.push("");
-  lines.push(`${count("good")} good, ${count("look closer")} look closer, ${count("wrong")} wrong`);
+  const none = count("no gradient");
+  lines.push(`${count("good")} good, ${count("look closer")} look closer, ${count("wrong")} wrong${none ? `, ${none} with no gradient to check (no rule for an op on the way to the loss)` : ""}`);
   return lines.join("\n") + "\n";
 }

@@ -253,6 +253,9 @@ describe("gradient probe", () => {
     assert.equal(back.grad("x"), null);
     assert.equal(typeof back.grad("c"), "string");
     assert.deepEqual(back.unsupported.map((u) => u.op), ["CumSum"]);
+    // gradcheck compares nothing there: "no gradient", naming the op, not "wrong".
+    const res = await gradcheck(model, { feeds: { x: { dtype: "float32", dims: [2, 3], data: Float32Array.from([1, -2, 3, 0.5, -1, 2]) } }, samples: 2 });
+    assert.deepEqual(res.checks.map((c) => `${c.tensor} ${c.grade} ${c.unavailable}`), ["x no gradient CumSum (CumSum_1)"]);
   });
 
   it("uses gradients for activation.dead: dead LeakyReLU units still learn, dead ReLU units do not", async () => {
