@@ -28,13 +28,19 @@ export const activationDead: Rule = {
       const bias = reports[layer.id].weight && layer.bias ? layer.bias : undefined;
       // A trained net fed random noise is off its data distribution; silent units there prove little.
       const offDistribution = modelLooksTrained && syntheticProbe;
+      // Equal weights (init.zero / init.symmetric) make every unit compute the same value: that, not
+      // the bias or the learning rate, is why they are silent together.
+      const w = reports[layer.id].weight;
+      const equalWeights = !!w && w.std === 0;
       return [{
         ruleId: offDistribution ? "activation.dead/synthetic-probe" : "activation.dead", category: "activation.dead",
         severity: offDistribution ? "info" as const : fraction === 1 ? "error" as const : "warning" as const,
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
         message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}`,
         evidence: { deadUnits: dead, neverFiring: a.deadUnits, zeroGradientUnits: zeroGradient, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null },
-        fix: offDistribution
+        fix: equalWeights
+          ? `All weights of this layer are equal (${fmt(w!.mean)}), so every unit computes the same value and they go silent together: initialise with random weights (He, std = sqrt(2/fan_in), before ReLU); the init findings on this layer say the same.`
+          : offDistribution
           ? "Run the probe on real inputs (--input data.npz); if units stay silent there, check the bias and learning rate, or use LeakyReLU/GELU."
           : "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",
       }];

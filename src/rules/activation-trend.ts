@@ -1,6 +1,6 @@
 import type { Finding } from "../report/types";
 import type { Rule } from "./rule";
-import { fmt, layerTitle } from "./rule";
+import { fmt, layerTitle, normalizationAdvice } from "./rule";
 import { slope } from "../stats/trend";
 
 /** Overall fall (or rise) of activation std from the first layer that counts as vanishing (exploding). */
@@ -16,7 +16,7 @@ export const EXPLODE_RATIO = 1e2;
 export const activationTrend: Rule = {
   id: "activation.trend",
   needsProbe: true,
-  check: ({ layers, reports }) => {
+  check: ({ layers, reports, architecture }) => {
     const seq = layers
       .filter((l) => !l.followedByNorm && l.kind !== "embedding")
       .map((l) => ({ layer: l, std: reports[l.id].activation?.std ?? NaN }))
@@ -37,7 +37,7 @@ export const activationTrend: Rule = {
         layer: min.layer.name, node: min.layer.node.name, tensor: min.layer.output,
         message: `${layerTitle(min.layer)}: activation std falls from ${fmt(first.std)} (${first.layer.name}) to ${fmt(min.std)} (${min.layer.name}), about x${fmt(factor)} per layer, so the signal is almost gone before the output and gradients vanish with it.`,
         evidence: { firstStd: first.std, minStd: min.std, ratio: min.std / first.std, perLayerFactor: factor, stds },
-        fix: "Initialise tanh/sigmoid layers with Xavier (std = sqrt(2/(fan_in+fan_out))) and ReLU layers with He (std = sqrt(2/fan_in)), or add normalization (BatchNorm/LayerNorm) between layers.",
+        fix: `Initialise tanh/sigmoid layers with Xavier (std = sqrt(2/(fan_in+fan_out))) and ReLU layers with He (std = sqrt(2/fan_in)); ${normalizationAdvice(architecture)}.`,
       });
     }
     if ((max.std / first.std > EXPLODE_RATIO && factor > 1.5) || max.std > 1e4) {
@@ -46,7 +46,7 @@ export const activationTrend: Rule = {
         layer: max.layer.name, node: max.layer.node.name, tensor: max.layer.output,
         message: `${layerTitle(max.layer)}: activation std grows from ${fmt(first.std)} (${first.layer.name}) to ${fmt(max.std)} (${max.layer.name}), about x${fmt(factor)} per layer; activations and gradients explode.`,
         evidence: { firstStd: first.std, maxStd: max.std, ratio: max.std / first.std, perLayerFactor: factor, stds },
-        fix: "Scale the weights down: He (std = sqrt(2/fan_in)) before ReLU, Xavier before tanh; or add normalization between layers, and clip gradients while training.",
+        fix: `Scale the weights down: He (std = sqrt(2/fan_in)) before ReLU, Xavier before tanh; ${normalizationAdvice(architecture)}; clip gradients while training.`,
       });
     }
     return findings;

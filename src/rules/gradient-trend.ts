@@ -1,7 +1,7 @@
 import type { Layer } from "../graph/layers";
 import type { Finding, LayerReport } from "../report/types";
 import type { Rule } from "./rule";
-import { fmt, isReluLike, layerTitle } from "./rule";
+import { fmt, isReluLike, layerTitle, normalizationAdvice } from "./rule";
 import { slope } from "../stats/trend";
 
 /**
@@ -38,7 +38,7 @@ interface Point {
 export const gradientTrend: Rule = {
   id: "gradient.trend",
   needsProbe: true,
-  check: ({ model, layers, reports }) => {
+  check: ({ model, layers, reports, architecture }) => {
     const outputs = new Set(model.outputs.map((o) => o.name));
     const seq: Point[] = layers
       .filter((l) => l.scope === "" && !outputs.has(l.output))
@@ -69,10 +69,10 @@ export const gradientTrend: Rule = {
         message: `${layerTitle(first.layer)}: the loss gradient shrinks about x${fmt(perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (vanishing below ${fmt(AUTOTRAINER_VANISH)}), so the first layers barely learn.${weightRatio !== null ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ""}`,
         evidence,
         fix: scale && scale.ratio < 0.5
-          ? `The weights are initialised too small (median weight std ${fmt(scale.ratio)}x the ${scale.scheme} std), and each layer shrinks the backward signal with them: re-initialise with ${scale.scheme} scale (std = ${scale.scheme === "He" ? "sqrt(2/fan_in)" : "sqrt(2/(fan_in+fan_out))"}); add normalization between layers or residual connections if it persists.`
+          ? `The weights are initialised too small (median weight std ${fmt(scale.ratio)}x the ${scale.scheme} std), and each layer shrinks the backward signal with them: re-initialise with ${scale.scheme} scale (std = ${scale.scheme === "He" ? "sqrt(2/fan_in)" : "sqrt(2/(fan_in+fan_out))"}); if it persists, ${normalizationAdvice(architecture)}, or add residual connections.`
           : saturating
-          ? "Sigmoid/tanh derivatives are at most 0.25/1 and shrink the gradient at every layer: use ReLU-family activations in hidden layers, Xavier/He initialisation, normalization (BatchNorm/LayerNorm) between layers, or residual connections."
-          : "Initialise with He (ReLU) or Xavier (tanh) scale so each layer keeps the gradient's size, add normalization between layers, or residual connections.",
+          ? `Sigmoid/tanh derivatives are at most 0.25/1 and shrink the gradient at every layer: use ReLU-family activations in hidden layers, Xavier/He initialisation or residual connections; ${normalizationAdvice(architecture)}.`
+          : `Initialise with He (ReLU) or Xavier (tanh) scale so each layer keeps the gradient's size, or add residual connections; ${normalizationAdvice(architecture)}.`,
       });
     }
     if (ratio > AUTOTRAINER_EXPLODE && fittedRatio > TREND_EXPLODE) {
@@ -81,7 +81,7 @@ export const gradientTrend: Rule = {
         layer: first.layer.name, node: first.layer.node.name, tensor: first.layer.output,
         message: `${layerTitle(first.layer)}: the loss gradient grows about x${fmt(1 / perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (exploding above ${AUTOTRAINER_EXPLODE}); training steps will be unstable.${weightRatio !== null ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ""}`,
         evidence,
-        fix: "Scale the weights down (He std = sqrt(2/fan_in) before ReLU, Xavier before tanh), add normalization between layers, clip the gradient norm (torch.nn.utils.clip_grad_norm_) and lower the learning rate.",
+        fix: `Scale the weights down (He std = sqrt(2/fan_in) before ReLU, Xavier before tanh), clip the gradient norm (torch.nn.utils.clip_grad_norm_) and lower the learning rate; ${normalizationAdvice(architecture)}.`,
       });
     }
     return findings;

@@ -24,7 +24,7 @@ export const initScale: Rule = {
       const w = reports[layer.id].weight;
       if (!w?.expectedStd || layer.followedByNorm || w.looksTrained || w.zeroFraction === 1 || w.identicalUnits) continue;
       if (!(w.std > 0) || (layer.kind !== "linear" && layer.kind !== "conv")) continue;
-      const { reference, lo, hi } = expectedRange(layer, w);
+      const { reference, lo, hi, range } = expectedRange(layer, w);
       const ratio = w.std < lo ? w.std / lo : w.std > hi ? w.std / hi : 1;
       if (ratio >= SMALL_RATIO && ratio <= LARGE_RATIO) continue;
       const small = ratio < SMALL_RATIO;
@@ -34,7 +34,9 @@ export const initScale: Rule = {
         category: small ? "init.scale-small" : "init.scale-large",
         severity: "warning",
         layer: layer.name, node: layer.node.name, tensor: w.tensor,
-        message: `${layerTitle(layer)}: weight std ${fmt(w.std)} is ${fmt(ratio)}x the ${reference} std ${fmt(target)} for fan_in ${w.fanIn}${layer.activation ? ` before ${layer.activation}` : ""}; ` +
+        message: `${layerTitle(layer)}: weight std ${fmt(w.std)} is ${fmt(ratio)}x ${range
+          ? `the ${small ? "bottom" : "top"} of the healthy range (${range}, fan_in ${w.fanIn}, fan_out ${w.fanOut})`
+          : `the ${reference} std ${fmt(target)} for fan_in ${w.fanIn}`}${layer.activation ? ` before ${layer.activation}` : ""}; ` +
           (small
             ? "activations shrink at every such layer and gradients vanish."
             : layer.activation === "tanh" || layer.activation === "sigmoid" || layer.activation === "hard_sigmoid"
@@ -50,10 +52,11 @@ export const initScale: Rule = {
   },
 };
 
-function expectedRange(layer: Layer, w: WeightReport): { reference: string; lo: number; hi: number } {
+/** The healthy std range; for tanh/sigmoid/linear layers it runs between Xavier and LeCun, named in `range`. */
+function expectedRange(layer: Layer, w: WeightReport): { reference: string; lo: number; hi: number; range?: string } {
   const e = w.expectedStd!;
   if (isReluLike(layer) || layer.activation === "gelu" || layer.activation === "elu") return { reference: "He", lo: e.he, hi: e.he };
   // Xavier and LeCun bound the healthy range; PyTorch's default (LeCun/sqrt(3)) stays above SMALL_RATIO.
   const [lo, hi] = e.xavier <= e.lecun ? [["Xavier", e.xavier], ["LeCun", e.lecun]] as const : [["LeCun", e.lecun], ["Xavier", e.xavier]] as const;
-  return { reference: w.std < lo[1] ? lo[0] : hi[0], lo: lo[1], hi: hi[1] };
+  return { reference: w.std < lo[1] ? lo[0] : hi[0], lo: lo[1], hi: hi[1], range: hi[1] > lo[1] * (1 + 1e-9) ? `${lo[0]} ${fmt(lo[1])} to ${hi[0]} ${fmt(hi[1])}` : undefined };
 }

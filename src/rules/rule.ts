@@ -54,3 +54,15 @@ export function layerTitle(layer: Layer): string {
 }
 
 export const isReluLike = (l: Layer): boolean => l.activation === "relu" || l.activation === "leaky_relu" || l.activation === "prelu";
+
+/**
+ * The normalization part of a vanishing/exploding fix: "add normalization between layers" only
+ * when the model has none; a model that already normalises (light_resnet50 has 53 BatchNorms)
+ * needs to look at what the normalizations leave alone.
+ */
+export function normalizationAdvice(architecture: Architecture | undefined): string {
+  const norms = architecture?.norms.length ?? 0;
+  return norms === 0
+    ? "add normalization (BatchNorm/LayerNorm) between layers"
+    : `the model already has ${norms} normalization layer${norms === 1 ? "" : "s"}, so look at what they leave alone: layers between them, norm weights far from 1, stale running statistics, residual branches added without scaling`;
+}
