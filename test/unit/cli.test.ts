@@ -40,7 +40,11 @@ describe("onnx-doctor CLI", () => {
 
   it("--fail-on controls the exit code; markdown has the findings and the layer table", () => {
     assert.equal(run("analyze", model("tanh_tiny_init"), "--fail-on", "warning").status, 1);
-    assert.equal(run("analyze", model("zero_mlp"), "--fail-on", "never").status, 0);
+    const zero = run("analyze", model("zero_mlp"), "--fail-on", "never", "-f", "json");
+    assert.equal(zero.status, 0);
+    // Units silenced by all-zero weights: the fix points at the weights, not at the bias.
+    const dead = JSON.parse(zero.stdout).findings.filter((f: { category: string }) => f.category === "activation.dead");
+    assert.ok(dead.length > 0 && dead.every((f: { fix: string }) => /^All weights of this layer are equal \(0\)/.test(f.fix)), JSON.stringify(dead.map((f: { fix: string }) => f.fix)));
     const md = run("analyze", model("zero_mlp"), "-f", "markdown", "--static");
     assert.match(md.stdout, /## Findings \(3 errors/);
     assert.match(md.stdout, /\| 0 \| layers\.0 \| Gemm \| relu \|/);
