@@ -14,9 +14,11 @@ import { tensorValueInfo } from "../onnx/value-info";
  * input (with its value returned for feeding), so a perturbed copy can be fed in its place
  * (onnxruntime-node ignores feeds for initializers, even ones listed as inputs);
  * with `float64`, every float32 tensor, Cast target and declared type becomes double (the seed's
- * gradient check assumes double precision). External data is inlined.
+ * gradient check assumes double precision). External data is inlined. The Constant nodes named in
+ * `constantParams` (layer weights and biases that an exporter stored as Constant nodes, as Paddle
+ * does for every weight) become inputs too.
  */
-export function checkableModel(model: Model, precision: FloatType): { bytes: Uint8Array; params: Map<string, HostTensor> } {
+export function checkableModel(model: Model, precision: FloatType, constantParams: ReadonlySet<string> = new Set()): { bytes: Uint8Array; params: Map<string, HostTensor> } {
   const graph = model.proto.graph!;
   const toDouble = precision === "float64";
   const params = new Map<string, HostTensor>();
@@ -36,9 +38,15 @@ export function checkableModel(model: Model, precision: FloatType): { bytes: Uin
     if ((t.dataType === DT.FLOAT || t.dataType === DT.DOUBLE) && c) addParam(t.name, c.dims, c.values(), t.dataType);
     else initializers.push(t);
   }
-  // Constant nodes stay nodes (turned to double with the rest): an STFT basis, a LayerNorm
-  // epsilon or a 1/sqrt(d) scale is part of the function, not a parameter to check.
-  const nodes = toDouble ? graph.node.map(doubleNode) : graph.node;
+  // Other Constant nodes stay nodes (turned to double with the rest): a LayerNorm epsilon or a
+  // 1/sqrt(d) scale is part of the function, not a parameter to check.
+  const promoted = graph.node.filter((n) => n.opType === "Constant" && n.output.length === 1 && constantParams.has(n.output[0]));
+  for (const n of promoted) {
+    const c = model.constants.get(n.output[0])!;
+    addParam(n.output[0], c.dims, c.values(), c.dtype === "float64" ? DT.DOUBLE : DT.FLOAT);
+  }
+  const kept = promoted.length ? graph.node.filter((n) => !promoted.includes(n)) : graph.node;
+  const nodes = toDouble ? kept.map(doubleNode) : kept;
   const io = (v: ValueInfoProto): ValueInfoProto => (toDouble ? doubleValueInfo(v) : v);
   const copy = create(ModelProtoSchema, {
     ...model.proto,

@@ -330,7 +330,10 @@ interface Prepared {
 }
 
 async function prepare(model: Model, precision: FloatType, options: GradcheckOptions, loss: LossName): Promise<Prepared> {
-  const { bytes, params: paramValues } = checkableModel(model, precision);
+  // Layer weights and biases stored as Constant nodes (Paddle exports every weight that way; an
+  // STFT basis too) are checked like initializers; other Constant nodes are part of the function.
+  const constantWeights = new Set(findLayers(model).flatMap((l) => [l.weight, l.bias]).filter((t) => t?.source === "Constant" && (t.dtype === "float32" || t.dtype === "float64")).map((t) => t!.name));
+  const { bytes, params: paramValues } = checkableModel(model, precision, constantWeights);
   const checkModel = loadModel(model.path, { bytes });
   const feeds: Record<string, HostTensor> = {};
   for (const [name, t] of Object.entries(options.feeds)) feeds[name] = precision === "float64" && t.dtype === "float32" ? { dtype: "float64", dims: t.dims, data: Float64Array.from(t.data as Float32Array) } : t;

@@ -248,8 +248,8 @@ function convWeightGrad(a: VjpArgs, input: string, inShape: readonly number[], g
   const flat = e.transpose(e.reshape(padded, [N, C, product(Sp)]), [0, 2, 1]);
   const cols = e.op("Gather", [flat, e.intTensor(index, [On, Kn])], { axis: 1 });
   const g = e.reshape(gout, [N, M, On]);
-  if (group === 1 && N * On >= 4096) {
-    // Long sums (early, large feature maps): dW^T = cols^T G^T with the output gradient as the
+  if (group === 1 && N * On >= 4096 && a.opset >= 11) {
+    // Long sums (early, large feature maps; Gemm without C needs opset 11): dW^T = cols^T G^T with the output gradient as the
     // small operand. MLAS packs the second operand, so G x cols would copy all of cols first:
     // 33 vs 42 ms at 64 channels of 56x56, batch 8 (scripts/bench-gradients.ts shapes).
     const dwT = e.op("Gemm", [e.reshape(cols, [N * On, Kn * C]), e.reshape(e.transpose(g, [0, 2, 1]), [N * On, M])], { transA: 1 });

@@ -211,6 +211,19 @@ describe("what gradient checking counts as a parameter", () => {
     assert.equal(s.grade, "good", JSON.stringify(s));
   });
 
+  it("checks layer weights stored as Constant nodes (as Paddle exports every weight), not other Constant nodes", async () => {
+    const g = graph([
+      node("Constant", [], ["W"], [attr("value", floatTensor("W", [2, 4], randn(8)))], "Constant_W"),
+      node("Constant", [], ["half"], [attr("value", floatTensor("half", [], [0.5]))], "Constant_half"),
+      node("Gemm", ["x", "W"], ["h"], [attr("transB", 1)], "/fc/Gemm"),
+      node("Mul", ["h", "half"], ["y"], [], "Mul_0"),
+    ], [], [valueInfo("x", [3, 4])], [valueInfo("y", [3, 2])]);
+    for (const precision of ["float64", "float32"] as const) {
+      const res = await gradcheck(loadModel("constant-weights.onnx", { bytes: modelBytes(g, 17) }), { feeds: { x: { dtype: "float32", dims: [3, 4], data: Float32Array.from(randn(12)) } }, samples: Infinity, precision });
+      assert.deepEqual(res.checks.map((c) => `${c.kind} ${c.tensor} ${c.grade}`), ["parameter W good", "input x good"], precision);
+    }
+  });
+
   it("lists tensors in the order the graph uses them, not the file's (alphabetical) order", async () => {
     // layer10 runs first, layer2 second; the file lists them as a text sort would.
     const g = graph([node("MatMul", ["x", "layer10.weight"], ["h"], [], "first"), node("Add", ["h", "layer10.bias"], ["hb"]), node("MatMul", ["hb", "layer2.weight"], ["y"], [], "second")],
@@ -357,11 +370,12 @@ describe("real models: gradients", () => {
     assert.ok(res.checks.filter((c) => c.grade === "good").length >= 5);
   });
 
-  it("silero_vad_micro: gradcheck grades nothing wrong and checks no Constant-node tensor", async () => {
+  it("silero_vad_micro: gradcheck grades nothing wrong and checks Constant nodes only where they are a layer's weight (the STFT basis)", async () => {
     const res = await checkGradients(silero, { dims: { samples: 4000 }, samples: 3 });
     assert.equal(res.precision, "float32");
-    assert.equal(res.checks.length, 74);
-    assert.ok(!res.checks.some((c) => ["133", "153", "155", "240"].includes(c.tensor)));
+    assert.equal(res.checks.length, 75);
+    assert.ok(res.checks.some((c) => c.tensor === "133" && c.layer === "Conv_34"), "the STFT basis, Conv_34's weight");
+    assert.ok(!res.checks.some((c) => ["153", "155", "240"].includes(c.tensor)), "scalars of the function");
     assert.deepEqual(res.checks.filter((c) => c.grade === "wrong").map((c) => `${c.tensor} ${c.difference} ${c.resolution}`), []);
     assert.ok(res.checks.filter((c) => c.grade === "good").length >= 60);
   });
