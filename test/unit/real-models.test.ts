@@ -32,6 +32,9 @@ describe("real models", () => {
       const withStats = r.layers.filter((l) => l.activation && Number.isFinite(l.activation.std));
       assert.ok(withStats.length >= options.minLayersWithStats, `${withStats.length} layers with statistics`);
       assert.ok(r.layers.length > 0);
+      // Every layer gets gradient statistics (a backward graph onnxruntime refuses would give none).
+      const coverage = r.probe.gradientCoverage;
+      assert.ok(coverage && coverage.error === undefined && coverage.supported === coverage.layers, JSON.stringify(coverage));
       // Trained models: the initialisation rules must stay quiet (they would be false alarms).
       if (file !== "light_resnet50.onnx") {
         assert.equal(r.model.weightsLookTrained, true);
