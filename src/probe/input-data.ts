@@ -16,7 +16,7 @@ type Layout = InputStatsReport["layout"] | "all";
 const CHANNEL_OPS = new Set(["Conv", "ConvTranspose", "BatchNormalization", "InstanceNormalization", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool"]);
 const FEATURE_OPS = new Set(["MatMul", "Gemm", "LSTM", "GRU", "RNN", "LayerNormalization"]);
 /** Ops an input may pass through on its way to the layer that decides its layout. */
-const LAYOUT_KEEPING = new Set(["Cast", "Identity", "Add", "Sub", "Mul", "Div", "Relu", "Dropout", "Clip"]);
+const LAYOUT_KEEPING = new Set(["Cast", "Identity", "Add", "Sub", "Mul", "Div", "Relu", "Dropout", "Clip", "Flatten"]);
 
 /** The layout the model's first layer reads the input in, when one decides it. */
 function layoutFromConsumers(index: GraphIndex, input: string): "channels" | "last" | undefined {
@@ -28,14 +28,19 @@ function layoutFromConsumers(index: GraphIndex, input: string): "channels" | "la
 }
 
 /**
- * Which axis holds the features: [N, D] features; for rank 3 and more, what the first layer reads
+ * Which axis holds the features: [N, D] features, unless D is wide and no matrix product reads it
+ * as features (a waveform reshaped into a convolution or an STFT: its time steps are one signal,
+ * not D features to normalise one by one); for rank 3 and more, what the first layer reads
  * (a Conv reads channels on axis 1, a MatMul or LSTM the last axis), else [N, C, ...] channels when
  * C <= 16, else the last axis.
  */
 function layoutOf(dims: readonly number[], reads?: "channels" | "last"): { layout: Layout; axis: number; features: number } {
   const rank = dims.length;
   if (rank <= 1) return { layout: "all", axis: -1, features: 1 };
-  if (rank === 2) return dims[1] <= MAX_FEATURES ? { layout: "features", axis: 1, features: dims[1] } : { layout: "all", axis: -1, features: 1 };
+  if (rank === 2) {
+    const signal = dims[1] > MAX_FEATURES || (dims[1] > MAX_COVARIANCE_FEATURES && reads !== "last");
+    return signal ? { layout: "all", axis: -1, features: 1 } : { layout: "features", axis: 1, features: dims[1] };
+  }
   if (reads === "channels" && dims[1] <= MAX_FEATURES) return { layout: "channels", axis: 1, features: dims[1] };
   if (reads !== "last" && dims[1] <= 16 && dims[1] < dims[rank - 1]) return { layout: "channels", axis: 1, features: dims[1] };
   if (dims[rank - 1] <= MAX_FEATURES) return { layout: "last", axis: rank - 1, features: dims[rank - 1] };

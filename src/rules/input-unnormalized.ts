@@ -8,18 +8,24 @@ export const MEAN_LIMIT = 1;
 export const STD_LOW = 0.1;
 export const STD_HIGH = 10;
 export const STD_SPREAD = 10;
+/**
+ * A whole-signal input (a waveform: one feature over all its values) has no other feature to be
+ * out of scale with, so only a scale that would starve or swamp the first layer counts: quiet audio
+ * at std 0.03 is how VADs are fed.
+ */
+export const SIGNAL_STD_LOW = 1e-3;
 
 /** Problems of one input's per-feature statistics, worst first, as short phrases. */
-export function normalizationProblems(mean: readonly number[], std: readonly number[]): { problems: string[]; worst: number[] } {
+export function normalizationProblems(mean: readonly number[], std: readonly number[], stdLow = STD_LOW): { problems: string[]; worst: number[] } {
   const d = mean.length;
   const live = [...Array(d).keys()].filter((k) => std[k] > 0 && Number.isFinite(std[k]));
   const offCentre = live.filter((k) => Math.abs(mean[k]) > MEAN_LIMIT && Math.abs(mean[k]) > std[k]);
-  const badScale = live.filter((k) => std[k] > STD_HIGH || std[k] < STD_LOW);
+  const badScale = live.filter((k) => std[k] > STD_HIGH || std[k] < stdLow);
   const stds = live.map((k) => std[k]);
   const spread = stds.length >= 2 ? Math.max(...stds) / Math.min(...stds) : 1;
   const problems: string[] = [];
   if (offCentre.length) problems.push(`${offCentre.length} of ${d} not zero-mean`);
-  if (badScale.length) problems.push(`${badScale.length} of ${d} with std outside [${STD_LOW}, ${STD_HIGH}]`);
+  if (badScale.length) problems.push(`${badScale.length} of ${d} with std outside [${stdLow}, ${STD_HIGH}]`);
   if (spread > STD_SPREAD) problems.push(`stds differ by ${fmt(spread)}x between features`);
   const score = (k: number): number => Math.abs(mean[k]) / Math.max(std[k], 1e-12) + Math.abs(Math.log10(Math.max(std[k], 1e-12)));
   const worst = [...new Set([...offCentre, ...badScale])].sort((a, b) => score(b) - score(a));
@@ -43,14 +49,15 @@ export const inputUnnormalized: Rule = {
     (inputData ?? []).flatMap((s) => {
       if (s.preprocessing?.kind === "norm") return [];
       const view = s.normalized ?? s;
-      const { problems, worst } = normalizationProblems(view.mean, view.std);
+      const signal = s.features === 1 && s.layout === "features";
+      const { problems, worst } = normalizationProblems(view.mean, view.std, signal ? SIGNAL_STD_LOW : STD_LOW);
       if (!problems.length) return [];
       const shown = worst.slice(0, 4).map((k) => `${unit(s)} ${k}: mean ${fmt(view.mean[k])}, std ${fmt(view.std[k])}${s.normalized ? "" : `, range [${fmt(s.min[k])}, ${fmt(s.max[k])}]`}`);
       return [{
         ruleId: "input.unnormalized", category: "input.unnormalized" as const, severity: "warning" as const, tensor: s.name,
         message: `Input ${s.name} (${s.samples} samples${s.normalized ? `, after the model's own ${s.preprocessing?.description.replace(/^the model applies /, "")}` : ""}) is not normalized: ${problems.join("; ")} (${shown.join("; ")}). Unnormalized inputs stretch the cost surface into a narrow valley, so gradient descent needs a small learning rate and zig-zags.`,
         evidence: { features: s.features, samples: s.samples, worstMean: view.mean[worst[0]] ?? null, worstStd: view.std[worst[0]] ?? null },
-        fix: `Standardize each ${unit(s)} with statistics of the training set, x = (x - mean) / std (mu = mean(x), x -= mu; sigma^2 = mean(x^2), x /= sigma), and apply the same mean and std at inference; for images, per-channel mean/std (e.g. torchvision.transforms.Normalize). Or put the normalization inside the model.`,
+        fix: `Standardize each ${unit(s)} with statistics of the training set, x = (x - mean) / std, and apply the same mean and std at inference; for images, per-channel mean/std (e.g. torchvision.transforms.Normalize). Or put the normalization inside the model.`,
       }];
     }),
 };

@@ -4,12 +4,14 @@
 // warnings on the engine's own healthy fixtures.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { analyze } from "../../src/index";
 import type { Report, Severity } from "../../src/report/types";
-import { expected as modelExpected, FIXTURES, REAL, relDiff } from "./helpers";
+import { expected as modelExpected, FIXTURES, npyBytes, REAL, relDiff } from "./helpers";
+import { attr, floatTensor, graph, modelBytes, node, rawTensor, DT, valueInfo } from "./build-model";
 
 const LESSONS = join(__dirname, "..", "fixtures", "lessons");
 const LESSON_CATEGORIES = [
@@ -125,6 +127,28 @@ describe("lesson checks on the engine's healthy fixtures", () => {
       assert.deepEqual(r.findings.filter((f) => LESSON_CATEGORIES.includes(f.category) && f.severity !== "info").map((f) => `${f.ruleId}: ${f.message}`), []);
     });
   }
+});
+
+describe("input data layout", () => {
+  it("a wide 2-D input read by a convolution is one signal (a waveform), not 512 features; a Gemm's 300 inputs stay features", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "signal-"));
+    const T = 512;
+    // waveform [N, T] -> Unsqueeze -> Conv over time; table [N, 300] -> Gemm.
+    const audio = graph([node("Unsqueeze", ["x", "axes"], ["x3"]), node("Conv", ["x3", "K"], ["y"], [attr("strides", [8])])],
+      [rawTensor("axes", DT.INT64, [1], new Uint8Array(BigInt64Array.from([1n]).buffer)), floatTensor("K", [4, 1, 8], Array.from({ length: 32 }, (_, i) => Math.cos(i)))],
+      [valueInfo("x", ["batch", T])], [valueInfo("y", ["batch", 4, T / 8])]);
+    const table = graph([node("Gemm", ["x", "W"], ["y"])], [floatTensor("W", [300, 2], Array.from({ length: 600 }, (_, i) => Math.sin(i) / 17))], [valueInfo("x", ["batch", 300])], [valueInfo("y", ["batch", 2])]);
+    const write = (name: string, bytes: Uint8Array): string => { const p = join(dir, name); writeFileSync(p, bytes); return p; };
+    // Quiet audio: every time step has std 0.05, outside [0.1, 10] one by one.
+    const wave = Float32Array.from({ length: 8 * T }, (_, i) => 0.07 * Math.sin(0.37 * i) * Math.cos(0.011 * i * i));
+    const a = await analyze(write("audio.onnx", modelBytes(audio, 17)), { inputFile: write("wave.npy", npyBytes("<f4", [8, T], wave)) });
+    assert.equal(a.inputData!.inputs[0].features, 1);
+    assert.deepEqual(a.findings.filter((f) => f.category === "input.unnormalized").map((f) => f.message), []);
+    const rows = Float32Array.from({ length: 8 * 300 }, (_, i) => 100 + 40 * Math.sin(i * 1.3));
+    const t = await analyze(write("table.onnx", modelBytes(table, 17)), { inputFile: write("rows.npy", npyBytes("<f4", [8, 300], rows)) });
+    assert.equal(t.inputData!.inputs[0].features, 300);
+    assert.ok(t.findings.some((f) => f.category === "input.unnormalized"), "features with mean 100 are flagged");
+  });
 });
 
 describe("lesson checks on real models", () => {
