@@ -210,7 +210,7 @@ function shapeLabel(op: string, spec: LayerSpec): string | undefined {
   if (spec.kind === "conv") {
     const k = w.dims.slice(2).join("x");
     const [a, b] = op === "ConvTranspose" ? [w.dims[0], w.dims[1]] : [w.dims[1], w.dims[0]];
-    return `${a}->${b} ${k}`;
+    return `${a}->${b}, kernel ${k}`;
   }
   if (spec.kind === "linear" || spec.kind === "embedding" || spec.kind === "recurrent") return `${spec.fanIn}->${spec.fanOut}`;
   return `${w.size}`;

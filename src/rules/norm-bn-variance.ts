@@ -75,7 +75,7 @@ export const normBnVariance: Rule = {
       const first = mismatched[0];
       findings.push({
         ...first, ruleId: "norm.bn-variance/synthetic-probe", severity: "info",
-        message: `${mismatched.length} of ${compared} BatchNorm layers receive statistics on the synthetic N(0,1) probe far from their running statistics (first: ${first.layer ?? first.node}, median channel mean ${fmt(Number(first.evidence.medianShift))} running std off, std ${fmt(Number(first.evidence.medianStdRatio))}x the running std). That is expected when the probe is not the training data; run with --input on real data to check them.`,
+        message: `${mismatched.length} of ${compared} BatchNorm layers receive statistics on the synthetic N(0,1) probe far from their running statistics (first: ${first.layer ?? first.node}, where the median channel's observed mean is ${fmt(Number(first.evidence.medianShift))} running std from the running mean and its std ${fmt(Number(first.evidence.medianStdRatio))}x the running std). That is expected when the probe is not the training data; run with --input on real data to check them.`,
         evidence: { ...first.evidence, layers: mismatched.length, compared },
       });
     } else findings.push(...mismatched);

@@ -26,7 +26,7 @@ describe("layers and fan-in/fan-out", () => {
   it("Conv: C_in/groups * kh * kw, with the activation that follows", () => {
     // Depthwise 3x3 conv over 8 channels: weight [8, 1, 3, 3], groups 8.
     const [l] = layersOf([node("Conv", ["x", "w"], ["h"], [attr("group", 8)], "/dw/Conv"), node("Relu", ["h"], ["y"])], [floatTensor("w", [8, 1, 3, 3], zeros(72))]);
-    assert.deepEqual([l.name, l.fanIn, l.fanOut, l.activation, l.output, l.shapeLabel], ["dw", 9, 72, "relu", "y", "1->8 3x3"]);
+    assert.deepEqual([l.name, l.fanIn, l.fanOut, l.activation, l.output, l.shapeLabel], ["dw", 9, 72, "relu", "y", "1->8, kernel 3x3"]);
   });
 
   it("Gemm honours transB", () => {
