@@ -23,11 +23,11 @@ export function toMarkdown(report: Report): string {
   }
   const lessons = lessonLines(report);
   if (lessons.length) out.push("", "## Architecture and data", "", ...lessons.map((l) => `- ${esc(l.trim())}`));
-  out.push("", "## Layers", "", "| # | layer | op | activation | weight std | He std | Xavier std | act. mean | act. std | zero % | saturated % | dead units |", "|---|---|---|---|---|---|---|---|---|---|---|---|");
+  out.push("", "## Layers", "", "| # | layer | op | activation | weight std | He std | Xavier std | act. mean | act. std | zero % | saturated % | dead units | ‖∂L/∂y‖₂ | ‖∂L/∂W‖ / ‖W‖ |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const l of report.layers) {
     const w = l.weight;
     const a = l.activation;
-    out.push(`| ${l.id} | ${esc(l.name)} | ${esc(l.op)} | ${l.activationFunction ?? ""} | ${w ? fmt(w.std) : ""} | ${w?.expectedStd ? fmt(w.expectedStd.he) : ""} | ${w?.expectedStd ? fmt(w.expectedStd.xavier) : ""} | ${a ? fmt(a.mean) : ""} | ${a ? fmt(a.std) : ""} | ${a ? fmt(100 * a.zeroFraction) : ""} | ${a?.saturatedFraction != null ? fmt(100 * a.saturatedFraction) : ""} | ${a?.deadUnits != null ? `${a.deadUnits}/${a.units}` : ""} |`);
+    out.push(`| ${l.id} | ${esc(l.name)} | ${esc(l.op)} | ${l.activationFunction ?? ""} | ${w ? fmt(w.std) : ""} | ${w?.expectedStd ? fmt(w.expectedStd.he) : ""} | ${w?.expectedStd ? fmt(w.expectedStd.xavier) : ""} | ${a ? fmt(a.mean) : ""} | ${a ? fmt(a.std) : ""} | ${a ? fmt(100 * a.zeroFraction) : ""} | ${a?.saturatedFraction != null ? fmt(100 * a.saturatedFraction) : ""} | ${a?.deadUnits != null ? `${a.deadUnits}/${a.units}` : ""} | ${l.gradient ? fmt(l.gradient.l2) : ""} | ${w?.gradient ? fmt(w.gradient.ratioToWeight) : ""} |`);
   }
   return out.join("\n") + "\n";
 }

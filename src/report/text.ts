@@ -43,6 +43,7 @@ export function toText(report: Report, options: { color?: boolean } = {}): strin
   const lessons = lessonLines(report);
   if (lessons.length) lines.push(...lessons, "");
   lines.push(layerTable(report).join("\n"));
+  if (report.layers.some((l) => l.gradient)) lines.push("grad.l2 = ||dL/d(layer output)||_2, dW/W = ||dL/dW||_2 / ||W||_2, both for the probe's loss; he/xavier = the std those initialisations would give");
   const s = report.summary;
   lines.push("");
   lines.push(`${s.errors} error(s), ${s.warnings} warning(s), ${s.infos} info`);
