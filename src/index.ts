@@ -71,7 +71,9 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
       // The If branches the probe inputs take, inlined once: the probe runs that graph, and the
       // backward graph must be built on it (an If hides the tensors its branches read).
       const inlined = await inlineTakenBranches(model, plan, options.intraOpThreads ?? hooks.intraOpThreads);
-      if (loss !== "none") {
+      // A graph without inputs computes a constant: nothing to probe, and no layer to differentiate.
+      if (model.inputs.length === 0) throw new DoctorError("probe.input", "the model has no inputs, so it computes a constant: there is nothing to probe (use --static for its weights)");
+      if (loss !== "none" && layers.length > 0) {
         hooks.progress?.(0, "building the backward graph");
         try {
           gradientProbe = await GradientProbe.prepare(inlined.model, layers, plan, { loss, labelsFile: options.labelsFile, intraOpThreads: options.intraOpThreads ?? hooks.intraOpThreads, scopes: inlined.scopes });

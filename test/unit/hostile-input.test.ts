@@ -364,6 +364,20 @@ describe("a second round of hostile inputs", () => {
     assert.ok(res.warnings.some((w) => /^Checked on the first 2 of the 16 rows of relu_he_deep\.probe\.npy/.test(w)), res.warnings.join("\n"));
   });
 
+  it("a model without inputs is refused with the reason, and a model without weight layers builds no backward graph", async () => {
+    const constant = graph([node("Constant", [], ["y"], [attr("value", floatTensor("v", [2], [1, 2]))])], [], [], [valueInfo("y", [2])]);
+    const path = join(tmp(), "constant.onnx");
+    writeFileSync(path, modelBytes(constant, 17));
+    const p = cli("analyze", path);
+    assert.equal(p.status, 2);
+    assert.equal(p.stderr, "onnx-doctor: probe.input: the model has no inputs, so it computes a constant: there is nothing to probe (use --static for its weights)\n");
+    const relu = graph([node("Relu", ["x"], ["y"])], []);
+    const reluPath = join(tmp(), "relu.onnx");
+    writeFileSync(reluPath, modelBytes(relu, 17));
+    const r = await analyze(reluPath, { batches: 1 });
+    assert.deepEqual(r.findings.filter((f) => f.category === "model.unsupported"), []);
+  });
+
   it("gradcheck refuses opsets below the gradient rules' minimum with the reason, not onnxruntime's", async () => {
     const g = graph([node("Mul", ["x", "W"], ["y"])], [floatTensor("W", [4], [1, 2, 3, 4])]);
     const path = join(tmp(), "opset6.onnx");
