@@ -47,8 +47,14 @@ export const MIN_OPSET = 8;
  * `seeds` maps tensors (the model outputs) to their already-emitted loss gradients. A node without
  * a rule (or that its rule refuses) poisons its inputs: they and everything upstream get `null`,
  * never a partial sum, because a gradient missing one path would be silently wrong.
+ *
+ * With `identityCopiesAreParameters`, an Identity of a constant passes no gradient back to the
+ * constant: each copy is its own parameter. PyTorch's exporter merges parameters of equal value
+ * (the weights of every fresh BatchNorm of one width) into one initializer read through Identity
+ * copies; per layer, torch's gradient is the copy's own. Gradient checking leaves this off, since
+ * a finite difference of the shared initializer moves every copy.
  */
-export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, seeds: ReadonlyMap<string, string>, targets: readonly string[]): Backward {
+export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, seeds: ReadonlyMap<string, string>, targets: readonly string[], options: { identityCopiesAreParameters?: boolean } = {}): Backward {
   const opset = defaultOpset(model);
   const dtype = (t: string): DType | undefined => info.dtypes.get(t);
   const isFloatTensor = (t: string): boolean => !!t && isFloat(dtype(t) ?? "unsupported");
@@ -149,6 +155,7 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
     }
     const gy = n.outputs.map((o) => (active(o) ? total(o) : undefined));
     if (gy.every((g) => g === undefined)) continue;
+    if (options.identityCopiesAreParameters && n.opType === "Identity" && model.constants.has(n.inputs[0])) continue;
     const rule = n.domain === "" || n.domain === "ai.onnx" ? VJP_RULES[n.opType] : undefined;
     const captured = activeInputs.filter((x) => !n.inputs.includes(x));
     if (!rule || captured.length) {

@@ -158,8 +158,11 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
   const tol = TOLERANCES[precision];
   const epsilon = (typeof options.epsilon === "number" ? options.epsilon : options.epsilon?.[precision]) ?? tol.epsilon;
   const { gradSession, lossSession, feeds, grads, lossValue, lossScale, params, unsupported } = prepared;
+  if (prepared.lowPrecision.length) {
+    warnings.push(`Not checked: ${prepared.lowPrecision.join(", ")} (stored in float16/bfloat16: a step small enough for a finite difference is below their resolution); their layers' inputs and the float32 weights are checked.`);
+  }
   if (prepared.shared.length) {
-    warnings.push(`Not checked: ${prepared.shared.join(", ")} also feed BatchNorm running statistics through Identity (the exporter merged tensors of equal value, e.g. a fresh weight of ones and the running variance), so a finite difference would move both roles while the gradient, as in torch, covers only the learned one.`);
+    warnings.push(`Not checked: ${prepared.shared.join(", ")} also feed BatchNorm running statistics, directly or through Identity copies (the exporter merged tensors of equal value, e.g. fresh weights of ones and running variances of ones), so a finite difference would move the statistics too, which have no gradient (as in torch).`);
   }
   const lossFeeds = Object.fromEntries(Object.entries(feeds).filter(([name]) => !prepared.jitter.has(name)));
 
@@ -326,13 +329,24 @@ interface Prepared {
   held: string[];
   /** Of `held`: parameters the exporter merged with running statistics. */
   shared: string[];
+  /** Layer weights stored in float16/bfloat16, which are not checked. */
+  lowPrecision: string[];
   unsupported: readonly UnsupportedOp[];
 }
 
 async function prepare(model: Model, precision: FloatType, options: GradcheckOptions, loss: LossName): Promise<Prepared> {
   // Layer weights and biases stored as Constant nodes (Paddle exports every weight that way; an
   // STFT basis too) are checked like initializers; other Constant nodes are part of the function.
-  const constantWeights = new Set(findLayers(model).flatMap((l) => [l.weight, l.bias]).filter((t) => t?.source === "Constant" && (t.dtype === "float32" || t.dtype === "float64")).map((t) => t!.name));
+  const producer = new Map(model.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  // The tensor a layer's weight comes from, through ops that only relabel it: an initializer or a Constant node's output.
+  const root = (name: string): string => {
+    for (let p = producer.get(name); p && VIEW_OPS.has(p.opType); p = producer.get(name)) name = p.inputs[0];
+    return name;
+  };
+  const roots = findLayers(model).flatMap((l) => [l.weight, l.bias]).filter((t) => !!t).map((t) => root(t!.name));
+  const isFloat = (t: string): boolean => ["float32", "float64"].includes(model.constants.get(t)?.dtype ?? "");
+  const constantWeights = new Set(roots.filter((t) => producer.get(t)?.opType === "Constant" && isFloat(t)));
+  const lowPrecision = [...new Set(roots.filter((t) => ["float16", "bfloat16"].includes(model.constants.get(t)?.dtype ?? "")))];
   const { bytes, params: paramValues } = checkableModel(model, precision, constantWeights);
   const checkModel = loadModel(model.path, { bytes });
   const feeds: Record<string, HostTensor> = {};
@@ -382,7 +396,7 @@ async function prepare(model: Model, precision: FloatType, options: GradcheckOpt
     throw err;
   }
   for (const [name, t] of jitter) feeds[name] = t;
-  return { gradSession, lossSession, feeds, jitter, grads, lossValue: emitted.value, lossScale, lossOutputs: emitted.outputs, softmaxOutput: emitted.softmaxOutput, params, held, shared, unsupported: backward.unsupported };
+  return { gradSession, lossSession, feeds, jitter, grads, lossValue: emitted.value, lossScale, lossOutputs: emitted.outputs, softmaxOutput: emitted.softmaxOutput, params, held, shared, lowPrecision, unsupported: backward.unsupported };
 }
 
 /** Tensors of the main graph from which a path of float tensors leads to a model output. */
@@ -436,6 +450,9 @@ function layerNames(model: Model): Map<string, string> {
 }
 
 const heldSlot = (op: string, k: number): boolean => (VJP_RULES[op]?.constants?.includes(k) || VJP_RULES[op]?.statistics?.includes(k)) ?? false;
+
+/** Ops that only relabel a weight on its way to a layer (exporters put them between a Constant and its Conv). */
+const VIEW_OPS = new Set(["Identity", "Cast", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten"]);
 
 /** Parameters only read where the rules hold inputs constant (BatchNorm running statistics, exponents): not learned. */
 function heldOnly(model: Model, tensor: string): boolean {

@@ -140,7 +140,7 @@ export class GradientProbe implements ProbeExtension {
     const visible = layers.filter((l) => l.scope === "" || options.scopes?.has(l.scope));
     const info = await probeTensorInfo(model, plan.feeds(0), options.intraOpThreads);
     const targets = [...new Set(visible.flatMap((l) => [l.output, ...(l.weight ? [l.weight.name] : [])]))];
-    const gg = buildGradientGraph(model, info, options.loss, targets, { withTargets: options.loss === "mse" && !!labels });
+    const gg = buildGradientGraph(model, info, options.loss, targets, { withTargets: options.loss === "mse" && !!labels, identityCopiesAreParameters: true });
     return new GradientProbe(visible, info, plan, labels, options.labelsFile ? basename(options.labelsFile) : undefined, gg);
   }
 

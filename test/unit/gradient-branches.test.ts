@@ -195,9 +195,32 @@ describe("what gradient checking counts as a parameter", () => {
     const feeds: Record<string, HostTensor> = { x: { dtype: "float32", dims: [4, 4], data: Float32Array.from(randn(16)) } };
     const checkMerged = await gradcheck(loadModel(merged), { feeds, samples: Infinity });
     assert.deepEqual(checkMerged.checks.map((c) => c.tensor), ["W", "x"]);
-    assert.match(checkMerged.warnings.join("\n"), /Not checked: gamma, beta also feed BatchNorm running statistics through Identity/);
+    assert.match(checkMerged.warnings.join("\n"), /Not checked: gamma, beta also feed BatchNorm running statistics, directly or through Identity copies/);
     const checkSeparate = await gradcheck(loadModel(separate), { feeds, samples: Infinity });
     assert.deepEqual(checkSeparate.checks.map((c) => `${c.tensor} ${c.grade}`), ["W good", "gamma good", "beta good", "x good"]);
+  });
+
+  it("two fresh BatchNorms whose weights the exporter merged into one initializer each get their own gradient, as in torch", async () => {
+    const gamma = randn(3).map((v) => 1 + 0.2 * Math.abs(v));
+    const beta = randn(3);
+    const w1 = randn(12);
+    const w2 = randn(9);
+    const twoBn = (merged: boolean): string => {
+      // Merged (torch 1.13's export of fresh BatchNorms): bn2's weight, bias and every running statistic are Identity copies of bn1's weight and bias.
+      const copies = merged ? [["gamma", "var1"], ["beta", "mean1"], ["gamma", "gamma2"], ["beta", "beta2"], ["gamma", "var2"], ["beta", "mean2"]].map(([from, to]) => node("Identity", [from], [to])) : [];
+      const inits = merged ? [] : [["var1", gamma], ["mean1", beta], ["gamma2", gamma], ["beta2", beta], ["var2", gamma], ["mean2", beta]].map(([name, v]) => floatTensor(name as string, [3], v as number[]));
+      const g = graph([...copies, node("Gemm", ["x", "W1"], ["h1"], [], "/fc1/Gemm"), node("BatchNormalization", ["h1", "gamma", "beta", "mean1", "var1"], ["a1"], [], "/bn1/BatchNormalization"), node("Tanh", ["a1"], ["t1"]),
+        node("Gemm", ["t1", "W2"], ["h2"], [], "/fc2/Gemm"), node("BatchNormalization", ["h2", "gamma2", "beta2", "mean2", "var2"], ["y"], [], "/bn2/BatchNormalization")],
+      [floatTensor("W1", [4, 3], w1), floatTensor("W2", [3, 3], w2), floatTensor("gamma", [3], gamma), floatTensor("beta", [3], beta), ...inits],
+      [valueInfo("x", ["batch", 4])], [valueInfo("y", ["batch", 3])]);
+      const path = join(mkdtempSync(join(tmpdir(), "bn-two-")), `${merged}.onnx`);
+      writeFileSync(path, modelBytes(g, 17));
+      return path;
+    };
+    const grads = async (path: string) => (await analyze(path, { batchSize: 4, batches: 1, seed: 5, loss: "mse" })).layers.filter((l) => l.op === "BatchNormalization").map((l) => l.weight?.gradient?.l2 ?? NaN);
+    const [merged, separate] = [await grads(twoBn(true)), await grads(twoBn(false))];
+    assert.equal(merged.length, 2);
+    merged.forEach((g, i) => assert.ok(g > 0 && Math.abs(g - separate[i]) <= 1e-6 * separate[i], `bn${i + 1}: merged ${g}, separate ${separate[i]}`));
   });
 
   it("steps relative to the value for elements above 1, so a float32 scale of 2^20 still moves the loss", async () => {
@@ -222,6 +245,22 @@ describe("what gradient checking counts as a parameter", () => {
       const res = await gradcheck(loadModel("constant-weights.onnx", { bytes: modelBytes(g, 17) }), { feeds: { x: { dtype: "float32", dims: [3, 4], data: Float32Array.from(randn(12)) } }, samples: Infinity, precision });
       assert.deepEqual(res.checks.map((c) => `${c.kind} ${c.tensor} ${c.grade}`), ["parameter W good", "input x good"], precision);
     }
+  });
+
+  it("follows Identity/Reshape/Transpose/Cast from a Constant node to the layer it feeds, and names float16 weights it leaves out", async () => {
+    const chain = graph([
+      node("Constant", [], ["w"], [attr("value", floatTensor("w", [8], randn(8)))], "Constant_w"),
+      node("Identity", ["w"], ["w1"]), node("Reshape", ["w1", "shape"], ["w2"]), node("Transpose", ["w2"], ["w3"], [attr("perm", [1, 0])]),
+      node("MatMul", ["x", "w3"], ["y"], [], "/fc/MatMul"),
+    ], [rawTensor("shape", DT.INT64, [2], new Uint8Array(BigInt64Array.from([2n, 4n]).buffer))], [valueInfo("x", [3, 4])], [valueInfo("y", [3, 2])]);
+    const feeds = { x: { dtype: "float32" as const, dims: [3, 4], data: Float32Array.from(randn(12)) } };
+    const res = await gradcheck(loadModel("chain.onnx", { bytes: modelBytes(chain, 17) }), { feeds, samples: Infinity });
+    assert.deepEqual(res.checks.map((c) => `${c.kind} ${c.tensor} ${c.grade}`), ["parameter w good", "input x good"]);
+    const half = graph([node("Cast", ["w16"], ["w"], [attr("to", DT.FLOAT)]), node("MatMul", ["x", "w"], ["y"], [], "/fc/MatMul")],
+      [rawTensor("w16", DT.FLOAT16, [4, 2], new Uint8Array(new Uint16Array(8).fill(0x3c00).buffer))], [valueInfo("x", [3, 4])], [valueInfo("y", [3, 2])]);
+    const r16 = await gradcheck(loadModel("half.onnx", { bytes: modelBytes(half, 17) }), { feeds, samples: Infinity });
+    assert.deepEqual(r16.checks.map((c) => c.tensor), ["x"]);
+    assert.ok(r16.warnings.some((w) => /^Not checked: w16 \(stored in float16\/bfloat16/.test(w)), r16.warnings.join("\n"));
   });
 
   it("lists tensors in the order the graph uses them, not the file's (alphabetical) order", async () => {
