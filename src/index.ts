@@ -63,6 +63,9 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
   let gradientProbe: GradientProbe | undefined;
   let gradients: GradientSummary | undefined;
   let gradientError: string | undefined;
+  // The graph the probe ran, If branches inlined: where an input really goes (Silero v4 reads its
+  // waveform only inside If branches).
+  let probedIndex = index;
   if (!options.staticOnly) {
     try {
       plan = planProbe(model, options);
@@ -71,6 +74,7 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
       // The If branches the probe inputs take, inlined once: the probe runs that graph, and the
       // backward graph must be built on it (an If hides the tensors its branches read).
       const inlined = await inlineTakenBranches(model, plan, options.intraOpThreads ?? hooks.intraOpThreads);
+      if (inlined.model !== model) probedIndex = new GraphIndex(inlined.model);
       // A graph without inputs computes a constant: nothing to probe, and no layer to differentiate.
       if (model.inputs.length === 0) throw new DoctorError("probe.input", "the model has no inputs, so it computes a constant: there is nothing to probe (use --static for its weights)");
       if (loss !== "none" && layers.length > 0) {
@@ -106,7 +110,7 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
     }
   }
 
-  if (plan?.inputs.some((i) => i.source === "file")) inputData = describeInputData(plan, index, architecture.norms);
+  if (plan?.inputs.some((i) => i.source === "file")) inputData = describeInputData(plan, probedIndex, architecture.norms);
   if (!options.staticOnly && options.trainData && options.valData) {
     hooks.progress?.(1, "evaluating the training and validation sets");
     try {

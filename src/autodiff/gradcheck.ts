@@ -235,11 +235,13 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
       // about eps f''/2 where the loss is smooth, the slope's jump where the step straddles a kink
       // (a ReLU input exactly at 0 gives a central difference of half the slope, which no backward
       // graph should match).
-      // The step is relative for elements larger than 1: epsilon 1e-3 added to a float32 2^20 (an
-      // audio scale constant in Silero) rounds back to 2^20 and would leave no difference at all.
-      const derivative = async (i: number, eps: number): Promise<[number, number]> => {
+      // The step is relative for elements above 1 (h = eps |value|): epsilon 1e-3 added to a
+      // float32 2^20 (an audio scale constant in Silero) rounds back to 2^20 and would leave no
+      // difference at all. `smallest` takes the least step that still moves the element instead
+      // (4 ulps), the second opinion for functions that vary faster than the value's size.
+      const derivative = async (i: number, eps: number, smallest = false): Promise<[number, number]> => {
         const original = value.data[i] as number;
-        const h = eps * Math.max(1, Math.abs(original));
+        const h = smallest ? stepFor(original, eps, value.dtype === "float32") : eps * Math.max(1, Math.abs(original));
         perturbed[i] = original + h;
         const plus = await lossWith();
         perturbed[i] = original - h;
@@ -282,7 +284,11 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
         const refined = picks.length * 2;
         totalRuns += refined;
         progress(runs / totalRuns, `tensor ${k + 1}/${todo.length}: ${tensor} again with step ${epsilon / 10} (${refined} runs)`);
-        for (const [j, i] of picks.entries()) uu += (numerics[j] - (await derivative(i, epsilon / 10))[0]) ** 2;
+        for (const [j, i] of picks.entries()) {
+          uu += (numerics[j] - (await derivative(i, epsilon / 10))[0]) ** 2;
+          // Elements above 1 took relative steps; the least step that moves them is a third opinion.
+          if (Math.abs(value.data[i] as number) > 1) uu += (numerics[j] - (await derivative(i, epsilon, true))[0]) ** 2;
+        }
         resolution = Math.sqrt(uu) / denominator;
         verdict = grade(difference, resolution, tol);
         if (verdict !== "wrong") refinedAway.push(tensor);
@@ -422,6 +428,14 @@ export function grade(difference: number, resolution: number, tol: { good: numbe
   if (difference <= tol.good || (difference <= floor && floor < tol.wrong)) return "good";
   if (difference >= Math.max(tol.wrong, floor)) return "wrong";
   return "look closer";
+}
+
+/** The finite-difference step for an element: epsilon, or 4 units in its last place when that is larger. */
+export function stepFor(value: number, epsilon: number, float32: boolean): number {
+  const a = Math.abs(value);
+  if (!(a > 0) || !Number.isFinite(a)) return epsilon;
+  const ulp = 2 ** (Math.floor(Math.log2(a)) - (float32 ? 23 : 52));
+  return Math.max(epsilon, 4 * ulp);
 }
 
 /** `count` distinct indices below `size` (all of them when size <= count), in increasing order. */

@@ -7,7 +7,8 @@ import { InvalidArgumentError } from "commander";
 // could only be a typo or would run away.
 
 export const positiveInt = (v: string): number => {
-  const n = Number(v);
+  // Number() also reads 0x10 and 0b11; a count written that way is a typo.
+  const n = /^\s*0[xob]/i.test(v) ? NaN : Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
   return n;
 };
@@ -71,6 +72,13 @@ export const stepValue = (v: string): number => {
 
 /** An output file whose folder exists, checked before the run rather than after it. */
 export const outputFile = (v: string): string => {
+  if (!v) throw new InvalidArgumentError("is empty");
+  try {
+    if (statSync(v).isDirectory()) throw new InvalidArgumentError("is a folder; give a file name");
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) throw e;
+    // missing: written after the run
+  }
   const folder = dirname(resolve(v));
   let isFolder = false;
   try {

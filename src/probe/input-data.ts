@@ -18,27 +18,43 @@ const FEATURE_OPS = new Set(["MatMul", "Gemm", "LSTM", "GRU", "RNN", "LayerNorma
 /** Ops an input may pass through on its way to the layer that decides its layout. */
 const LAYOUT_KEEPING = new Set(["Cast", "Identity", "Add", "Sub", "Mul", "Div", "Relu", "Dropout", "Clip", "Flatten"]);
 
-/** The layout the model's first layer reads the input in, when one decides it. */
-function layoutFromConsumers(index: GraphIndex, input: string): "channels" | "last" | undefined {
-  for (const [node] of index.consumersAlong(input, (n) => LAYOUT_KEEPING.has(n.opType))) {
-    if (CHANNEL_OPS.has(node.opType)) return "channels";
-    if (FEATURE_OPS.has(node.opType)) return "last";
+/** Ops that reshape a [N, T] waveform on its way into a convolution (framing, padding, an added channel axis). */
+const SIGNAL_SHAPING = new Set(["Reshape", "Unsqueeze", "Squeeze", "Pad", "Slice", "Concat"]);
+
+/**
+ * The layout the model's first layer reads the input in, when one decides it: "signal" when a
+ * convolution reads it after a reshape (a waveform given as [N, T]: Silero frames its audio that
+ * way), "channels"/"last" for a convolution/matrix product reading it as it is.
+ */
+function layoutFromConsumers(index: GraphIndex, input: string): "channels" | "last" | "signal" | undefined {
+  const stack: [string, boolean][] = [[input, false]];
+  const seen = new Set<string>();
+  while (stack.length) {
+    const [t, reshaped] = stack.shift()!;
+    if (seen.has(t)) continue;
+    seen.add(t);
+    for (const node of index.consumersOf(t)) {
+      if (CHANNEL_OPS.has(node.opType)) return reshaped ? "signal" : "channels";
+      if (FEATURE_OPS.has(node.opType)) return "last";
+      const shaping = SIGNAL_SHAPING.has(node.opType);
+      if (LAYOUT_KEEPING.has(node.opType) || shaping) for (const o of node.outputs) if (o) stack.push([o, reshaped || shaping]);
+    }
   }
   return undefined;
 }
 
 /**
- * Which axis holds the features: [N, D] features, unless D is wide and no matrix product reads it
- * as features (a waveform reshaped into a convolution or an STFT: its time steps are one signal,
- * not D features to normalise one by one); for rank 3 and more, what the first layer reads
+ * Which axis holds the features: [N, D] features, unless D is wide and a convolution reads it after
+ * a reshape (a waveform framed for a convolution or an STFT: its time steps are one signal, not D
+ * features to normalise one by one); for rank 3 and more, what the first layer reads
  * (a Conv reads channels on axis 1, a MatMul or LSTM the last axis), else [N, C, ...] channels when
  * C <= 16, else the last axis.
  */
-function layoutOf(dims: readonly number[], reads?: "channels" | "last"): { layout: Layout; axis: number; features: number } {
+function layoutOf(dims: readonly number[], reads?: "channels" | "last" | "signal"): { layout: Layout; axis: number; features: number } {
   const rank = dims.length;
   if (rank <= 1) return { layout: "all", axis: -1, features: 1 };
   if (rank === 2) {
-    const signal = dims[1] > MAX_FEATURES || (dims[1] > MAX_COVARIANCE_FEATURES && reads !== "last");
+    const signal = dims[1] > MAX_FEATURES || (dims[1] > MAX_COVARIANCE_FEATURES && reads === "signal");
     return signal ? { layout: "all", axis: -1, features: 1 } : { layout: "features", axis: 1, features: dims[1] };
   }
   if (reads === "channels" && dims[1] <= MAX_FEATURES) return { layout: "channels", axis: 1, features: dims[1] };

@@ -83,20 +83,34 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
     if (typeof fixed === "number" && fixed > 0) batchSize = fixed;
     const available = Math.max(1, Math.ceil(rows / batchSize));
     const batches = Math.min(options.batches ?? available, available);
+    const oneBatch = Math.min(batchSize, rows);
+    // Inputs not in the file (--fill states, sample rates) follow the file's rows on their batch
+    // axes: Silero's h and c are [2, batch, 64], and a 4-row file needs them at 4, not 8.
+    const fileSpec = model.inputs.find((s) => fileData.has(s.name));
+    const batchName = typeof fileSpec?.shape?.[0] === "string" ? fileSpec.shape[0] : undefined;
+    const batchAxes = new Map(model.inputs.filter((s) => !fileData.has(s.name)).map((s) => [s.name, (s.shape ?? []).flatMap((d, i) =>
+      typeof d === "string" && options.dims?.[d] === undefined && (d === batchName || i === 0 || /batch/i.test(d)) ? [i] : [])]));
     const inputs: InputPlan[] = model.inputs.map((spec) => {
       const t = fileData.get(spec.name);
       // The shape of one batch, as the model sees it, not of the whole file.
       if (t) return { name: spec.name, dtype: t.dtype, shape: [Math.min(batchSize, t.dims[0] ?? 1), ...t.dims.slice(1)], source: "file" };
-      const shape = resolveShape(spec, batchSize, options.dims ?? {}, dims);
+      const shape = resolveShape(spec, oneBatch, options.dims ?? {}, dims);
       return { name: spec.name, dtype: spec.dtype, shape, source: options.fill?.[spec.name] !== undefined ? "fill" : "synthetic-ones" };
     });
     return {
-      inputs, dims, batchSize: Math.min(batchSize, rows), batches, seed, fileRows: rows,
+      inputs, dims, batchSize: oneBatch, batches, seed, fileRows: rows,
       feeds: (b) => {
         const feeds: Record<string, HostTensor> = {};
+        const rowsOfBatch = Math.max(1, Math.min(batchSize, rows - b * batchSize));
         for (const plan of inputs) {
           const t = fileData.get(plan.name);
-          feeds[plan.name] = t ? sliceRows(t, b * batchSize, batchSize) : synthetic(plan, new Random(seed + b), options.fill, index);
+          if (t) {
+            feeds[plan.name] = sliceRows(t, b * batchSize, batchSize);
+            continue;
+          }
+          const axes = batchAxes.get(plan.name) ?? [];
+          const sized = axes.length && rowsOfBatch !== oneBatch ? { ...plan, shape: plan.shape.map((d, i) => (axes.includes(i) ? rowsOfBatch : d)) } : plan;
+          feeds[plan.name] = synthetic(sized, new Random(seed + b), options.fill, index);
         }
         return feeds;
       },

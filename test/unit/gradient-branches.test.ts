@@ -232,6 +232,12 @@ describe("what gradient checking counts as a parameter", () => {
     const s = res.checks.find((c) => c.tensor === "s")!;
     assert.ok(Number.isFinite(s.difference) && s.numericNorm > 0, JSON.stringify(s));
     assert.equal(s.grade, "good", JSON.stringify(s));
+    // ... but a 1e4 offset inside tanh((w - o) x) varies on a scale of 1, not 1e4: the relative step
+    // misses it, and the least step that moves o (4 ulps) says so; "look closer", never "wrong".
+    const offset = graph([node("Sub", ["w", "o"], ["d"]), node("Mul", ["d", "x"], ["dx"]), node("Tanh", ["dx"], ["y"])],
+      [floatTensor("w", [], [10000.5]), floatTensor("o", [], [10000])]);
+    const r2 = await gradcheck(loadModel("offset.onnx", { bytes: modelBytes(offset, 17) }), { feeds: { x: { dtype: "float32", dims: [2, 4], data: Float32Array.from(randn(8)) } }, samples: Infinity, precision: "float32" });
+    assert.ok(r2.checks.every((c) => c.grade !== "wrong"), JSON.stringify(r2.checks));
   });
 
   it("checks layer weights stored as Constant nodes (as Paddle exports every weight), not other Constant nodes", async () => {

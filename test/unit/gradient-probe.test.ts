@@ -305,6 +305,20 @@ describe("gradient probe", () => {
     assert.ok(rep.layers[0].gradient && rep.layers[0].gradient.l2 > 0);
   });
 
+  it("sizes filled inputs' batch axes to each batch of the file's rows, the short last one included", async () => {
+    // y = x W + h, h: [2, batch, 3] as Silero's LSTM state: its batch axis must follow the file's rows.
+    const g = graph([node("MatMul", ["x", "W"], ["xw"]), node("Add", ["xw", "h"], ["y"])], [floatTensor("W", [4, 3], Array.from({ length: 12 }, (_, i) => i / 10))],
+      [valueInfo("x", ["batch", 4]), valueInfo("h", [2, "batch", 3])], [valueInfo("y", [2, "batch", 3])]);
+    const path = join(tmp, "state.onnx");
+    writeFileSync(path, modelBytes(g, 17));
+    const data = join(tmp, "rows3.npy");
+    writeFileSync(data, npyFloat32(Array.from({ length: 12 }, (_, i) => Math.cos(i)), [3, 4]));
+    const plan = planProbe(loadModel(path), { inputFile: data, batchSize: 2, fill: { h: 0 } });
+    assert.deepEqual([0, 1].map((b) => plan.feeds(b).h.dims), [[2, 2, 3], [2, 1, 3]]);
+    const few = await analyze(path, { inputFile: data, fill: { h: 0 } });
+    assert.deepEqual([few.probe.batchSize, few.probe.batches, few.probe.error], [3, 1, undefined]);
+  });
+
   it("keeps the forward probe when an optional extension's graph cannot be built", async () => {
     const model = loadModel(join(FIXTURES, "relu_he_deep.onnx"));
     const layers = findLayers(model);

@@ -318,6 +318,9 @@ describe("option validation", () => {
       [["gradcheck", model, "--epsilon", "1e-320"], /--epsilon <e>' argument '1e-320' is invalid\. must be at least 1e-12/],
       [["analyze", model, "-o", "/nonexistent-folder/r.json"], /^onnx-doctor: usage: option '-o, --out <file>' argument '\/nonexistent-folder\/r\.json' is invalid\. the folder \/nonexistent-folder does not exist\n$/],
       [["gradcheck", model, "-o", "/nonexistent-folder/r.json"], /the folder \/nonexistent-folder does not exist/],
+      [["gradcheck", model, "-o", tmpdir()], /argument '[^']+' is invalid\. is a folder; give a file name/],
+      [["analyze", model, "-o", ""], /argument '' is invalid\. is empty/],
+      [["analyze", model, "--batches", "0x10"], /--batches <n>' argument '0x10' is invalid\. must be a positive integer/],
     ];
     for (const [args, pattern] of refused) {
       const p = cli(...args);

@@ -148,6 +148,12 @@ describe("input data layout", () => {
     const t = await analyze(write("table.onnx", modelBytes(table, 17)), { inputFile: write("rows.npy", npyBytes("<f4", [8, 300], rows)) });
     assert.equal(t.inputData!.inputs[0].features, 300);
     assert.ok(t.findings.some((f) => f.category === "input.unnormalized"), "features with mean 100 are flagged");
+    // torch's x.view(N, -1) before the Linear is a Reshape: still 300 features, not a signal.
+    const viewed = graph([node("Reshape", ["x", "flat"], ["xf"]), node("Gemm", ["xf", "W"], ["y"])],
+      [rawTensor("flat", DT.INT64, [2], new Uint8Array(BigInt64Array.from([0n, -1n]).buffer)), floatTensor("W", [300, 2], Array.from({ length: 600 }, (_, i) => Math.sin(i) / 17))],
+      [valueInfo("x", ["batch", 300])], [valueInfo("y", ["batch", 2])]);
+    const v = await analyze(write("viewed.onnx", modelBytes(viewed, 17)), { inputFile: join(dir, "rows.npy") });
+    assert.equal(v.inputData!.inputs[0].features, 300);
   });
 });
 
