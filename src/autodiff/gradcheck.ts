@@ -3,7 +3,7 @@ import { findLayers } from "../graph/layers";
 import { serializeWith } from "../instrument/stats-graph";
 import { DoctorError, oneLine } from "../onnx/errors";
 import { loadModel } from "../onnx/load";
-import { attrInt, defaultOpset, type Model } from "../onnx/model";
+import { attrInt, defaultOpset, type GraphNode, type Model } from "../onnx/model";
 import { defaultedDimsHint, planProbe } from "../probe/inputs";
 import { readLabelsFile } from "../probe/npy";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
@@ -343,13 +343,8 @@ interface Prepared {
 async function prepare(model: Model, precision: FloatType, options: GradcheckOptions, loss: LossName): Promise<Prepared> {
   // Layer weights and biases stored as Constant nodes (Paddle exports every weight that way; an
   // STFT basis too) are checked like initializers; other Constant nodes are part of the function.
-  const producer = new Map(model.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
-  // The tensor a layer's weight comes from, through ops that only relabel it: an initializer or a Constant node's output.
-  const root = (name: string): string => {
-    for (let p = producer.get(name); p && VIEW_OPS.has(p.opType); p = producer.get(name)) name = p.inputs[0];
-    return name;
-  };
-  const roots = findLayers(model).flatMap((l) => [l.weight, l.bias]).filter((t) => !!t).map((t) => root(t!.name));
+  const producer = producers(model);
+  const roots = [...weightSources(model, producer).keys()].filter((t) => !VIEW_OPS.has(producer.get(t)?.opType ?? ""));
   const isFloat = (t: string): boolean => ["float32", "float64"].includes(model.constants.get(t)?.dtype ?? "");
   const constantWeights = new Set(roots.filter((t) => producer.get(t)?.opType === "Constant" && isFloat(t)));
   const lowPrecision = [...new Set(roots.filter((t) => ["float16", "bfloat16"].includes(model.constants.get(t)?.dtype ?? "")))];
@@ -448,15 +443,24 @@ function pick(size: number, count: number, random: Random): number[] {
 
 /** Parameter tensor -> the layer it belongs to (weights, biases, and initializers behind Identity/Transpose). */
 function layerNames(model: Model): Map<string, string> {
+  return weightSources(model, producers(model));
+}
+
+const producers = (model: Model): Map<string, GraphNode> => new Map(model.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+
+/**
+ * Every tensor a layer's weight or bias is, or comes from through ops that only relabel it
+ * (VIEW_OPS), down to its initializer or Constant node, mapped to the layer's name.
+ */
+function weightSources(model: Model, producer: ReadonlyMap<string, GraphNode>): Map<string, string> {
   const out = new Map<string, string>();
-  const producer = new Map(model.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
   for (const l of findLayers(model)) {
     for (const t of [l.weight?.name, l.bias?.name]) {
       let name = t;
       while (name && !out.has(name)) {
         out.set(name, l.name);
         const p = producer.get(name);
-        name = p && (p.opType === "Identity" || p.opType === "Transpose" || p.opType === "Cast" || p.opType === "Reshape") ? p.inputs[0] : undefined;
+        name = p && VIEW_OPS.has(p.opType) ? p.inputs[0] : undefined;
       }
     }
   }
@@ -475,9 +479,9 @@ function heldOnly(model: Model, tensor: string): boolean {
 }
 
 /**
- * Parameters that also feed running statistics through Identity (PyTorch merges a fresh
- * BatchNorm's weight with its equal running variance): a finite difference moves both roles, the
- * gradient only the learned one, so comparing them says nothing about the rules.
+ * Parameters that also feed running statistics, directly or through Identity copies (PyTorch
+ * merges a fresh BatchNorm's weight with its equal running variance): a finite difference moves
+ * the statistics too, which have no gradient, so comparing says nothing about the rules.
  */
 function sharedWithStatistics(model: Model, tensor: string): boolean {
   const reach = new Set([tensor]);
@@ -486,10 +490,10 @@ function sharedWithStatistics(model: Model, tensor: string): boolean {
   return uses.some(Boolean) && !uses.every(Boolean);
 }
 
-/** Dropout nodes that run in training mode (a random mask per run). */
 /** Ops that draw random numbers on every run. */
 const RANDOM_OPS = new Set(["RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial", "Bernoulli"]);
 
+/** Dropout nodes that run in training mode (a random mask per run). */
 export function trainingDropout(model: Model): string[] {
   const opset = defaultOpset(model);
   return model.nodes.filter((n) => {
