@@ -78,15 +78,15 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
   if (fileData) {
     const first = [...fileData.values()][0];
     const rows = first.dims[0] ?? 1;
+    const fileSpec = model.inputs.find((s) => fileData.has(s.name));
     // A model with a fixed batch dimension (mnist's [1,1,28,28]) takes the file's rows that many at a time.
-    const fixed = model.inputs.find((s) => fileData.has(s.name))?.shape?.[0];
+    const fixed = fileSpec?.shape?.[0];
     if (typeof fixed === "number" && fixed > 0) batchSize = fixed;
     const available = Math.max(1, Math.ceil(rows / batchSize));
     const batches = Math.min(options.batches ?? available, available);
     const oneBatch = Math.min(batchSize, rows);
     // Inputs not in the file (--fill states, sample rates) follow the file's rows on their batch
     // axes: Silero's h and c are [2, batch, 64], and a 4-row file needs them at 4, not 8.
-    const fileSpec = model.inputs.find((s) => fileData.has(s.name));
     const batchName = typeof fileSpec?.shape?.[0] === "string" ? fileSpec.shape[0] : undefined;
     const batchAxes = new Map(model.inputs.filter((s) => !fileData.has(s.name)).map((s) => [s.name, (s.shape ?? []).flatMap((d, i) =>
       typeof d === "string" && options.dims?.[d] === undefined && (d === batchName || i === 0 || /batch/i.test(d)) ? [i] : [])]));
