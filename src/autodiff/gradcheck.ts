@@ -241,7 +241,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
       // (4 ulps), the second opinion for functions that vary faster than the value's size.
       const derivative = async (i: number, eps: number, smallest = false): Promise<[number, number]> => {
         const original = value.data[i] as number;
-        const h = smallest ? stepFor(original, eps, value.dtype === "float32") : eps * Math.max(1, Math.abs(original));
+        const h = smallest ? leastStep(original, eps, value.dtype === "float32") : relativeStep(original, eps);
         perturbed[i] = original + h;
         const plus = await lossWith();
         perturbed[i] = original - h;
@@ -261,7 +261,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
         // crossed within the step). Rounding of the outputs and of the loss bounds it from below.
         // (Richardson extrapolation of the two did not help on Silero: kinks, not curvature,
         // limit float32 differences there.)
-        const quantum = (2 * u * scale + 2 * Math.abs(baseLoss) * 2 ** -52) / (epsilon * Math.max(1, Math.abs(value.data[i] as number)));
+        const quantum = (2 * u * scale + 2 * Math.abs(baseLoss) * 2 ** -52) / relativeStep(value.data[i] as number, epsilon);
         const fdError = Math.max(quantum, kink, Math.abs(numeric - (await derivative(i, 2 * epsilon))[0]));
         const a = analytic ? analytic[i] : 0;
         const noise = analytic && analyticJittered ? Math.abs(a - analyticJittered[i]) : 0;
@@ -425,8 +425,11 @@ export function grade(difference: number, resolution: number, tol: { good: numbe
   return "look closer";
 }
 
-/** The finite-difference step for an element: epsilon, or 4 units in its last place when that is larger. */
-export function stepFor(value: number, epsilon: number, float32: boolean): number {
+/** The finite-difference step for an element: epsilon, relative to the element's size above 1. */
+const relativeStep = (value: number, epsilon: number): number => epsilon * Math.max(1, Math.abs(value));
+
+/** The least step that still moves an element: epsilon, or 4 units in its last place when that is larger. */
+function leastStep(value: number, epsilon: number, float32: boolean): number {
   const a = Math.abs(value);
   if (!(a > 0) || !Number.isFinite(a)) return epsilon;
   const ulp = 2 ** (Math.floor(Math.log2(a)) - (float32 ? 23 : 52));

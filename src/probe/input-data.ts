@@ -27,17 +27,11 @@ const SIGNAL_SHAPING = new Set(["Reshape", "Unsqueeze", "Squeeze", "Pad", "Slice
  * way), "channels"/"last" for a convolution/matrix product reading it as it is.
  */
 function layoutFromConsumers(index: GraphIndex, input: string): "channels" | "last" | "signal" | undefined {
-  const stack: [string, boolean][] = [[input, false]];
-  const seen = new Set<string>();
-  while (stack.length) {
-    const [t, reshaped] = stack.shift()!;
-    if (seen.has(t)) continue;
-    seen.add(t);
-    for (const node of index.consumersOf(t)) {
-      if (CHANNEL_OPS.has(node.opType)) return reshaped ? "signal" : "channels";
+  // First as the input is; then through reshapes, where a convolution means a framed signal.
+  for (const [follow, channels] of [[LAYOUT_KEEPING, "channels"], [new Set([...LAYOUT_KEEPING, ...SIGNAL_SHAPING]), "signal"]] as const) {
+    for (const [node] of index.consumersAlong(input, (n) => follow.has(n.opType))) {
+      if (CHANNEL_OPS.has(node.opType)) return channels;
       if (FEATURE_OPS.has(node.opType)) return "last";
-      const shaping = SIGNAL_SHAPING.has(node.opType);
-      if (LAYOUT_KEEPING.has(node.opType) || shaping) for (const o of node.outputs) if (o) stack.push([o, reshaped || shaping]);
     }
   }
   return undefined;
