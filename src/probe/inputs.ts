@@ -73,6 +73,14 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
       throw new DoctorError("probe.input", `--fill ${name}: the model has no input named "${name}"; its inputs are: ${model.inputs.map((s) => s.name).join(", ")}`);
     }
   }
+  // onnxruntime holds a dimension written as 0 to exactly 0 (it is not "unknown"), so such an
+  // input can only ever be empty: say so before any run fails on it.
+  for (const spec of model.inputs) {
+    const axis = spec.shape?.indexOf(0) ?? -1;
+    if (axis >= 0) {
+      throw new DoctorError("probe.input", `input "${spec.name}" has shape [${spec.shape!.map((d) => d ?? "?").join(", ")}]: dimension ${axis} is fixed at 0, so every tensor it accepts is empty and there is nothing to probe; make that dimension symbolic in the model, or check the weights alone with --static`);
+    }
+  }
   const dims: Record<string, { value: number; given: boolean }> = {};
 
   if (fileData) {

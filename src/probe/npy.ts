@@ -96,6 +96,17 @@ export function readLabelsFile(file: string, loss: "ce" | "mse" | "random", data
   if (loss === "mse" && !t.dtype.startsWith("float")) {
     throw new DoctorError("probe.input", `${name}: regression targets must be floats, got ${t.dtype} (for class ids use --loss ce; else save them with y.astype(numpy.float32))`);
   }
+  // Read as float64, an int64 id beyond 2^53 would be reported rounded: name it exactly here.
+  if (t.data instanceof BigInt64Array || t.data instanceof BigUint64Array) {
+    const ids = t.data as ArrayLike<bigint>;
+    const limit = BigInt(Number.MAX_SAFE_INTEGER);
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] > limit || ids[i] < -limit) {
+        const row = Math.floor(i / Math.max(1, ids.length / Math.max(1, t.dims[0] ?? 1)));
+        throw new DoctorError("probe.input", `${name}: label ${ids[i]} in row ${row} is not a class index (beyond 2^53, no model has that many classes)`);
+      }
+    }
+  }
   const values = numericValues(t);
   const bad = values.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) {

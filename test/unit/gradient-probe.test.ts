@@ -282,6 +282,12 @@ describe("gradient probe", () => {
     const outOfRange = join(tmp, "range-labels.npy");
     writeFileSync(outOfRange, npyInt64(new Array<number>(16).fill(12)));
     await assert.rejects(analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, labelsFile: outOfRange }), /12 is not a class index in \[0, 10\)/);
+    // Beyond 2^53 a float64 would round the id it names: the message quotes it exactly.
+    const huge = join(tmp, "huge-labels.npy");
+    const ids = new BigInt64Array(16);
+    ids[5] = 9007199254740993n;
+    writeFileSync(huge, npyBytes("<i8", [16], ids));
+    await assert.rejects(analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, labelsFile: huge }), /huge-labels\.npy: label 9007199254740993 in row 5 is not a class index/);
   });
 
   it("uses the batches of the planned shape for gradients and the short last batch for activations only", async () => {

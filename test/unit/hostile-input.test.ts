@@ -381,6 +381,18 @@ describe("a second round of hostile inputs", () => {
     assert.deepEqual(r.findings.filter((f) => f.category === "model.unsupported"), []);
   });
 
+  it("an input dimension fixed at 0 is refused by name (onnxruntime holds it to 0), and --static still checks the weights", async () => {
+    const g = graph([node("MatMul", ["x", "W"], ["y"])], [floatTensor("W", [4, 3], Array.from({ length: 12 }, (_, i) => i / 10))], [valueInfo("x", [0, 4])], [valueInfo("y", [0, 3])]);
+    const path = join(tmp(), "empty-batch.onnx");
+    writeFileSync(path, modelBytes(g, 13));
+    const p = cli("analyze", path);
+    assert.equal(p.status, 2);
+    assert.match(p.stderr, /^onnx-doctor: probe\.input: input "x" has shape \[0, 4\]: dimension 0 is fixed at 0, so every tensor it accepts is empty/);
+    const s = cli("analyze", path, "--static");
+    assert.equal(s.status, 0, s.stderr);
+    await assert.rejects(checkGradients(path, {}), /dimension 0 is fixed at 0/);
+  });
+
   it("gradcheck refuses opsets below the gradient rules' minimum with the reason, not onnxruntime's", async () => {
     const g = graph([node("Mul", ["x", "W"], ["y"])], [floatTensor("W", [4], [1, 2, 3, 4])]);
     const path = join(tmp(), "opset6.onnx");
