@@ -51,6 +51,16 @@ const halfTable = (() => {
 })();
 
 /**
+ * The first `length` bytes copied to 8-byte-aligned memory that is not zeroed first: the copy
+ * overwrites all of it, and zeroing a 268 MB weight first costs a third of the copy's time.
+ */
+function alignedCopy(bytes: Uint8Array, length: number): Buffer {
+  const copy = Buffer.allocUnsafe(length);
+  copy.set(bytes.subarray(0, length));
+  return copy;
+}
+
+/**
  * Decodes little-endian raw tensor bytes into float32 (or float64 for doubles). float32/float64
  * data that happens to be aligned in the file is returned as a view (treat it as read-only);
  * misaligned data, which protobuf often hands out, is copied.
@@ -62,15 +72,13 @@ export function decodeRaw(bytes: Uint8Array, dtype: DType, count: number): Float
   switch (dtype) {
     case "float32": {
       if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, count);
-      const out = new Float32Array(count);
-      new Uint8Array(out.buffer).set(bytes.subarray(0, need));
-      return out;
+      const copy = alignedCopy(bytes, need);
+      return new Float32Array(copy.buffer, copy.byteOffset, count);
     }
     case "float64": {
       if (bytes.byteOffset % 8 === 0) return new Float64Array(bytes.buffer, bytes.byteOffset, count);
-      const out = new Float64Array(count);
-      new Uint8Array(out.buffer).set(bytes.subarray(0, need));
-      return out;
+      const copy = alignedCopy(bytes, need);
+      return new Float64Array(copy.buffer, copy.byteOffset, count);
     }
     case "float16": {
       const out = new Float32Array(count);

@@ -12,13 +12,14 @@ export interface Moments {
   skewness: number;
 }
 
-/** Shape statistics (kurtosis, skewness) use at most this many evenly strided values. */
+/** Shape statistics (kurtosis, skewness) use at most this many values, in evenly spaced blocks. */
 export const SHAPE_SAMPLE = 1 << 20;
+const SHAPE_BLOCK = 4096;
 
 /**
  * One pass for count, mean, variance (sums shifted by the first finite value, so a mean far from
  * zero loses no precision), min, max, zeros and non-finite values; kurtosis and skewness from a
- * strided sample of at most {@link SHAPE_SAMPLE} values, which is plenty for a shape estimate and
+ * spread-out sample of at most {@link SHAPE_SAMPLE} values, which is plenty for a shape estimate and
  * keeps large tensors at one full pass.
  */
 export function moments(values: Float32Array | Float64Array | readonly number[]): Moments {
@@ -80,17 +81,26 @@ export function moments(values: Float32Array | Float64Array | readonly number[])
 
 function shapeStats(values: Float32Array | Float64Array | readonly number[], mean: number, variance: number): { kurtosis: number; skewness: number } {
   if (!(variance > 0)) return { kurtosis: NaN, skewness: NaN };
-  const step = Math.max(1, Math.floor(values.length / SHAPE_SAMPLE));
+  // Evenly spaced contiguous blocks, not single strided values: a stride past the cache line
+  // misses on every read (71 of 720 ms on the bench's 268 MB MLP), a block streams.
+  const whole = values.length <= SHAPE_SAMPLE;
+  const blocks = whole ? 1 : SHAPE_SAMPLE / SHAPE_BLOCK;
+  const blockSize = whole ? values.length : SHAPE_BLOCK;
+  const spacing = values.length / blocks;
   let m2 = 0, m3 = 0, m4 = 0, k = 0;
-  for (let i = 0; i < values.length; i += step) {
-    const v = values[i];
-    if (v - v !== 0) continue;
-    const d = v - mean;
-    const d2 = d * d;
-    m2 += d2;
-    m3 += d2 * d;
-    m4 += d2 * d2;
-    k++;
+  for (let b = 0; b < blocks; b++) {
+    const start = Math.floor(b * spacing);
+    const end = Math.min(values.length, start + blockSize);
+    for (let i = start; i < end; i++) {
+      const v = values[i];
+      if (v - v !== 0) continue;
+      const d = v - mean;
+      const d2 = d * d;
+      m2 += d2;
+      m3 += d2 * d;
+      m4 += d2 * d2;
+      k++;
+    }
   }
   const v2 = m2 / k;
   return { kurtosis: (m4 / k) / (v2 * v2) - 3, skewness: (m3 / k) / v2 ** 1.5 };

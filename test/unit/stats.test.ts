@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parseNpy } from "../../src/probe/npy";
 import { histogram } from "../../src/stats/histogram";
-import { moments, RunningMoments } from "../../src/stats/moments";
+import { moments, RunningMoments, SHAPE_SAMPLE } from "../../src/stats/moments";
 import { Random } from "../../src/stats/random";
 import { FIXTURES } from "./helpers";
 
@@ -42,6 +42,13 @@ describe("statistics", () => {
     const r = new Random(1);
     const u = Float64Array.from({ length: 200_000 }, () => r.uniform());
     assert.ok(Math.abs(moments(u).kurtosis + 1.2) < 0.02);
+    // Past SHAPE_SAMPLE the shape comes from blocks spread over the whole tensor: a matrix whose
+    // second half is Laplace (kurtosis 3) and first half uniform (-1.2) mixes to the value of the
+    // whole, 5.89 by hand (fourth moment (1/5 + 24)/2 over variance ((1/3 + 2)/2)^2, minus 3),
+    // which a sample from the first half alone would miss.
+    const n = 3 * SHAPE_SAMPLE;
+    const mixed = Float32Array.from({ length: n }, (_, i) => (i < n / 2 ? 2 * r.uniform() - 1 : Math.log(r.uniform()) * (r.uniform() < 0.5 ? -1 : 1)));
+    assert.ok(Math.abs(moments(mixed).kurtosis - 5.89) < 0.3, `${moments(mixed).kurtosis}`);
     const m = moments([1, NaN, 3, Infinity]);
     assert.deepEqual([m.mean, m.nonFinite, m.min, m.max], [2, 2, 1, 3]);
   });
