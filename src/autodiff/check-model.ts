@@ -8,6 +8,7 @@ import type { Model } from "../onnx/model";
 import type { HostTensor } from "../runtime/session";
 import type { FloatType } from "./emit";
 import { tensorValueInfo } from "../onnx/value-info";
+import { decodeRaw } from "../onnx/dtype";
 
 /**
  * A copy of the model for gradient checking: every float initializer becomes a plain graph
@@ -90,8 +91,8 @@ function doubleTensor(t: TensorProto): TensorProto {
   const n = t.dims.reduce((a, b) => a * Number(b), 1);
   let values: number[];
   if (t.rawData.byteLength) {
-    const copy = t.rawData.slice();
-    values = Array.from(new Float32Array(copy.buffer, 0, n));
+    // Not rawData.slice(): on a Node Buffer that is a view, and its .buffer is the whole file.
+    values = Array.from(decodeRaw(t.rawData, "float32", n));
   } else {
     values = [...t.floatData];
   }

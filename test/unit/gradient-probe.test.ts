@@ -360,6 +360,16 @@ describe("gradient checking", () => {
     assert.equal(res.checks.find((c) => c.tensor === "layers.0.weight")?.layer, "layers.0");
   });
 
+  it("turns Constant nodes read from a file to double by value: a torch opset-14 transformer grades all good in float64", async () => {
+    // Its LayerNorms are decomposed, with Pow exponent and epsilon in Constant nodes. Read from a
+    // file, their raw data are views into the file's Buffer, whose slice() does not copy: the
+    // float64 copy once read the file's first bytes instead (exponent 6.6e-44, "loss is NaN").
+    const res = await checkGradients(join(FIXTURES, "..", "lessons", "transformer_prenorm_6_op14.onnx"), { samples: 4 });
+    assert.equal(res.precision, "float64");
+    assert.ok(res.checks.length >= 10, `${res.checks.length} tensors`);
+    for (const c of res.checks) assert.equal(c.grade, "good", `${c.tensor}: ${c.difference}`);
+  });
+
   it("falls back to float32 for ops without double kernels and skips running statistics", async () => {
     const res = await checkGradients(join(GRADIENTS, "cnn_pool_bn.onnx"), { samples: 4 });
     assert.equal(res.precision, "float32");
