@@ -3,7 +3,7 @@ import type { LayerReport } from "../report/types";
 import { spectralRadius } from "../stats/linalg";
 import type { GraphIndex } from "./index";
 import type { Layer } from "./layers";
-import { modulePathFromNodeName } from "./module-path";
+import { modulePathFromNodeName, modulePathFromWeightName } from "./module-path";
 import { findNorms, type NormMatch } from "./norms";
 import { findResidualBlocks, type ResidualBlock } from "./residual";
 
@@ -133,8 +133,11 @@ function findUnrolled(model: Model, index: GraphIndex, layers: readonly Layer[])
     if (n.opType !== "MatMul" && n.opType !== "Gemm") continue;
     let w = n.inputs.slice(0, 2).find((i) => index.isConstant(i));
     if (!w) continue;
-    // torch de-duplicates equal parameters into Identity copies of one initializer: follow them back.
-    for (let p = index.producer.get(w); p?.opType === "Identity" && index.isConstant(p.inputs[0]); p = index.producer.get(w)) w = p.inputs[0];
+    // torch reads a weight shared across loop steps through anonymous Identity copies
+    // (onnx::MatMul_81): follow them back. A copy with a parameter name of its own
+    // (layers.1.weight) is a different parameter that happened to equal another (torch merges
+    // equal initializers, e.g. constant-initialized layers), not a reuse.
+    for (let p = index.producer.get(w); p?.opType === "Identity" && index.isConstant(p.inputs[0]) && !modulePathFromWeightName(w); p = index.producer.get(w)) w = p.inputs[0];
     uses.set(w, [...(uses.get(w) ?? []), n]);
   }
   const out: RecurrentInfo[] = [];

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { analyzeArchitecture } from "../../src/graph/architecture";
+import { GraphIndex } from "../../src/graph/index";
 import { findLayers } from "../../src/graph/layers";
 import { modulePathFromNodeName, modulePathFromWeightName } from "../../src/graph/module-path";
 import { loadModel } from "../../src/onnx/load";
@@ -55,5 +57,30 @@ describe("layers and fan-in/fan-out", () => {
       ["MatMul", "hb", true, null, "b"],
       ["BatchNormalization", "y", false, "tanh", "beta"],
     ]);
+  });
+});
+
+describe("unrolled recurrences", () => {
+  // Four chained Gemm+Tanh steps whose weights are Identity copies of one 4x4 initializer.
+  const chain = (copyName: (k: number) => string) => {
+    const nodes = [1, 2, 3].map((k) => node("Identity", ["layers.0.weight"], [copyName(k)]));
+    let h = "x";
+    for (let k = 0; k < 4; k++) {
+      nodes.push(node("Gemm", [h, k === 0 ? "layers.0.weight" : copyName(k)], [`g${k}`]), node("Tanh", [`g${k}`], [k === 3 ? "y" : `h${k}`]));
+      h = `h${k}`;
+    }
+    const model = loadModel("chain.onnx", { bytes: modelBytes(graph(nodes, [floatTensor("layers.0.weight", [4, 4], Array.from({ length: 16 }, (_, i) => (i % 5 === 0 ? 1.5 : 0)))]), 13) });
+    const index = new GraphIndex(model);
+    return analyzeArchitecture(model, index, findLayers(model)).recurrent;
+  };
+
+  it("anonymous Identity copies (a loop over one cell, as torch traces it) are one weight reused", () => {
+    const [r] = chain((k) => `onnx::Gemm_${70 + k}`);
+    assert.deepEqual([r?.unrolledSteps, r?.tensor], [4, "layers.0.weight"]);
+    assert.ok(Math.abs(r.matrices[0].spectralRadius - 1.5) < 1e-9, "1.5 I");
+  });
+
+  it("named copies (torch merging equal constant-initialized layers) are separate layers, not a recurrence", () => {
+    assert.deepEqual(chain((k) => `layers.${k}.weight`), []);
   });
 });
