@@ -9,6 +9,11 @@ export function architectureReport(arch: Architecture, layers: readonly Layer[],
   const total = weighted.reduce((a, w) => a + w.sq, 0);
   const parts: string[] = [];
   if (s.text) parts.push(s.text);
+  // ResNet-style blocks: x + f(x) with a convolutional (or other non-transformer) branch.
+  const conv = arch.blocks.filter((b) => b.kind === "conv").length;
+  const other = arch.blocks.filter((b) => b.kind === "other").length;
+  if (conv) parts.push(`${conv} convolutional residual block(s)`);
+  if (other) parts.push(`${other} other residual block(s)`);
   if (arch.recurrent.length) parts.push(`${arch.recurrent.length} recurrent layer(s)`);
   if (arch.dropouts.length) parts.push(`${arch.dropouts.length} Dropout node(s)`);
   const bn = arch.norms.filter((n) => n.kind === "batch").length;

@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { analyzeArchitecture } from "../../src/graph/architecture";
 import { GraphIndex } from "../../src/graph/index";
 import { findLayers } from "../../src/graph/layers";
 import { modulePathFromNodeName, modulePathFromWeightName } from "../../src/graph/module-path";
+import { analyze } from "../../src/index";
 import { loadModel } from "../../src/onnx/load";
 import { attr, floatTensor, graph, modelBytes, node } from "./build-model";
+import { FIXTURES } from "./helpers";
 
 const zeros = (n: number): number[] => new Array<number>(n).fill(0.1);
 
@@ -82,5 +85,13 @@ describe("unrolled recurrences", () => {
 
   it("named copies (torch merging equal constant-initialized layers) are separate layers, not a recurrence", () => {
     assert.deepEqual(chain((k) => `layers.${k}.weight`), []);
+  });
+});
+
+describe("architecture summary", () => {
+  it("names convolutional residual blocks (a torch ResNet with 3 skip Adds), not only transformer layers", async () => {
+    const r = await analyze(join(FIXTURES, "resnet_bn.onnx"), { staticOnly: true });
+    assert.equal(r.architecture.summary, "3 convolutional residual block(s); 7 BatchNorm layer(s)");
+    assert.deepEqual(r.architecture.blocks.map((b) => [b.module, b.kind]), [["layer1.0", "conv"], ["layer2.0", "conv"], ["layer3.0", "conv"]]);
   });
 });
