@@ -17,7 +17,7 @@ import { capturedInputs } from "../onnx/order";
 import { checkableModel } from "./check-model";
 import { GradEmitter, onnxFloat, type FloatType } from "./emit";
 import { VJP_RULES } from "./rules";
-import { emitLoss, lossDefinition, TargetFeeder, type LossName } from "./loss";
+import { emitLoss, lossDefinition, TargetFeeder, type LossName, type ProbabilityOutput } from "./loss";
 import { probeTensorInfo, type TensorInfo } from "./shapes";
 
 /** "no gradient": nothing was compared, because an op on the way to the loss has no rule (not a wrong derivative). */
@@ -308,7 +308,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
     }
     return {
       precision, precisionNote, epsilon, tolerance: { good: tol.good, wrong: tol.wrong },
-      loss: { name: loss, definition: lossDefinition(loss, prepared.lossOutputs, options.labels ? options.labelsName ?? "the given labels" : undefined, prepared.softmaxOutput), value: baseLoss },
+      loss: { name: loss, definition: lossDefinition(loss, prepared.lossOutputs, options.labels ? options.labelsName ?? "the given labels" : undefined, prepared.probabilities), value: baseLoss },
       checks, unsupported, constants: prepared.held.filter((t) => !prepared.shared.includes(t)), warnings, seconds: (performance.now() - started) / 1000,
     };
   } finally {
@@ -330,7 +330,7 @@ interface Prepared {
   /** Σ (∂L/∂y · y)^2 over the outputs the loss reads: the square of the scale of the loss's rounding. */
   lossScale: string;
   lossOutputs: readonly string[];
-  softmaxOutput?: string;
+  probabilities?: ProbabilityOutput;
   params: string[];
   held: string[];
   /** Of `held`: parameters the exporter merged with running statistics. */
@@ -397,7 +397,7 @@ async function prepare(model: Model, precision: FloatType, options: GradcheckOpt
     throw err;
   }
   for (const [name, t] of jitter) feeds[name] = t;
-  return { gradSession, lossSession, feeds, jitter, grads, lossValue: emitted.value, lossScale, lossOutputs: emitted.outputs, softmaxOutput: emitted.softmaxOutput, params, held, shared, lowPrecision, unsupported: backward.unsupported };
+  return { gradSession, lossSession, feeds, jitter, grads, lossValue: emitted.value, lossScale, lossOutputs: emitted.outputs, probabilities: emitted.probabilities, params, held, shared, lowPrecision, unsupported: backward.unsupported };
 }
 
 /** Tensors of the main graph from which a path of float tensors leads to a model output. */

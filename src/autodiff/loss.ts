@@ -20,8 +20,11 @@ export interface LossTarget {
   readonly output: string;
   readonly shape: readonly number[];
   readonly ft: FloatType;
-  /** onehot: labels as one-hot rows over `classAxis`; values: regression targets; cotangent: the random v. */
-  readonly kind: "onehot" | "values" | "cotangent";
+  /**
+   * onehot: labels as one-hot rows over `classAxis`; binary: one 0/1 target per element (binary
+   * cross-entropy); values: regression targets; cotangent: the random v.
+   */
+  readonly kind: "onehot" | "binary" | "values" | "cotangent";
   readonly classAxis?: number;
 }
 
@@ -35,8 +38,14 @@ export interface EmittedLoss {
   readonly inputs: readonly ValueInfoProto[];
   /** The tensors the loss reads: model outputs, or the logits under a final Softmax. */
   readonly outputs: readonly string[];
-  /** ce on a model whose output is already a Softmax: the output it bypassed for its logits. */
-  readonly softmaxOutput?: string;
+  /** ce on a model whose output is already a Softmax or Sigmoid: that output, bypassed for its logits. */
+  readonly probabilities?: ProbabilityOutput;
+}
+
+/** A model output that holds probabilities, and the op that made them from logits. */
+export interface ProbabilityOutput {
+  readonly output: string;
+  readonly op: "Softmax" | "Sigmoid";
 }
 
 /**
@@ -49,7 +58,8 @@ export const classAxisOf = (rank: number): number => (rank >= 4 ? 1 : rank - 1);
  * Emits the loss and its gradient with respect to the model outputs, in closed form (the seeds
  * of the backward graph):
  * - ce: L = -(1/P) sum_p log softmax(z_p)[label_p] over the P positions of the first float output
- *   of rank >= 2; dL/dz = (softmax(z) - onehot) / P.
+ *   of rank >= 2; dL/dz = (softmax(z) - onehot) / P. When the first float output is a Sigmoid,
+ *   binary cross-entropy on its input z: L = mean(softplus(z) - t z), dL/dz = (sigmoid(z) - t) / n.
  * - mse: L = sum over float outputs of mean((y - t)^2), t = given targets or 0; dL/dy = 2 (y - t) / n.
  * - random: L = sum over float outputs of sum(v * y), v ~ N(0,1) fixed, scaled to unit RMS; dL/dy = v.
  */
@@ -84,6 +94,23 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
   };
 
   if (name === "ce") {
+    // A model that ends in Sigmoid (binary or multi-label classifier, Silero's speech
+    // probability) outputs probabilities of independent classes: binary cross-entropy on the
+    // logits under it, not softmax cross-entropy over probabilities.
+    const first = model.nodes.find((n) => n.outputs[0] === floatOutputs[0]);
+    if (first?.opType === "Sigmoid" && isFloat(info.dtypes.get(first.inputs[0]) ?? "unsupported")) {
+      const z = first.inputs[0];
+      const ft = ftOf(z);
+      const n = shapeOf(z).reduce((a, b) => a * b, 1);
+      const t = addTarget(z, "binary");
+      const zr = read(z);
+      // softplus(z) = max(z, 0) + log(1 + exp(-|z|)): stable, and onnxruntime's Softplus has no
+      // double kernel (gradient checking computes the loss in float64).
+      const softplus = e.op("Add", [e.op("Relu", [zr]), e.op("Log", [e.op("Add", [e.op("Exp", [e.op("Neg", [e.op("Abs", [zr])])]), e.floatTensor([1], [], ft)])])]);
+      parts.push(e.reduce("ReduceMean", e.sub(softplus, e.mul(t, zr)), undefined, false));
+      seed(z, e.scale(e.sub(e.op("Sigmoid", [zr]), t), 1 / n, ft));
+      return finish([z], { output: floatOutputs[0], op: "Sigmoid" });
+    }
     const out = floatOutputs.find((o) => shapeOf(o).length >= 2);
     if (!out) throw new DoctorError("model.unsupported", `--loss ce needs logits of rank 2 or more; the outputs are ${floatOutputs.map((o) => `${o}[${shapeOf(o).join(",")}]`).join(", ")}`);
     const rank = shapeOf(out).length;
@@ -96,7 +123,7 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
     // Before opset 13 Softmax normalises over every axis from `axis` on: the class axis must be last.
     const overClasses = softmaxAxis !== undefined && (softmaxAxis < 0 ? softmaxAxis + rank : softmaxAxis) === ax && (e.opset >= 13 || ax === rank - 1);
     const z = overClasses && isFloat(info.dtypes.get(producer!.inputs[0]) ?? "unsupported") ? producer!.inputs[0] : out;
-    const softmaxOutput = z !== out ? out : undefined;
+    const probabilities: ProbabilityOutput | undefined = z !== out ? { output: out, op: "Softmax" } : undefined;
     const ft = ftOf(z);
     const zs = shapeOf(z);
     if (zs[ax] < 2) throw new DoctorError("model.unsupported", `--loss ce needs at least 2 classes, but ${z} [${zs.join(",")}] has ${zs[ax]} on its class axis ${ax}, so the cross-entropy is identically 0; use --loss mse or random`);
@@ -113,7 +140,7 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
     parts.push(e.scale(e.reduce("ReduceSum", e.mul(tt, logp), undefined, false), -1 / positions, ft));
     const dzt = e.scale(e.sub(e.op("Exp", [logp]), tt), 1 / positions, ft);
     seed(z, moveLast ? e.transpose(dzt, inverse) : dzt);
-    return finish([z], softmaxOutput);
+    return finish([z], probabilities);
   }
 
   for (const y of floatOutputs) {
@@ -132,19 +159,22 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
   }
   return finish([...seeds.keys()]);
 
-  function finish(outputs: string[], softmaxOutput?: string): EmittedLoss {
+  function finish(outputs: string[], probabilities?: ProbabilityOutput): EmittedLoss {
     const value = parts.length === 1 ? parts[0] : e.op("Sum", parts);
     const inputs = targets.map((t) => tensorValueInfo(t.input, onnxFloat(t.ft), t.shape.map(() => null)));
-    return { name, value, seeds, targets, inputs, outputs, softmaxOutput };
+    return { name, value, seeds, targets, inputs, outputs, probabilities };
   }
 }
 
 /** Human-readable definition of the loss, for the report. */
-export function lossDefinition(name: LossName, outputs: readonly string[], labels?: string, softmaxOutput?: string): string {
+export function lossDefinition(name: LossName, outputs: readonly string[], labels?: string, probabilities?: ProbabilityOutput): string {
   const out = outputs.join(", ");
   switch (name) {
     case "ce":
-      return `mean cross-entropy of the logits ${out}${softmaxOutput ? ` (the input of the Softmax that makes the model output ${softmaxOutput})` : ""} against ${labels ? `the labels in ${labels}` : "random labels (seeded)"}: L = -mean over positions of log softmax(z)[label]`;
+      if (probabilities?.op === "Sigmoid") {
+        return `mean binary cross-entropy of the logits ${out} (the input of the Sigmoid that makes the model output ${probabilities.output}) against ${labels ? `the 0/1 targets in ${labels}` : "random 0/1 targets (seeded)"}: L = mean over elements of softplus(z) - t*z, which is -mean(t log p + (1-t) log(1-p)) with p = sigmoid(z)`;
+      }
+      return `mean cross-entropy of the logits ${out}${probabilities ? ` (the input of the Softmax that makes the model output ${probabilities.output})` : ""} against ${labels ? `the labels in ${labels}` : "random labels (seeded)"}: L = -mean over positions of log softmax(z)[label]`;
     case "mse":
       return `mean squared ${labels ? `error of ${out} against the targets in ${labels}` : `output: L = mean(y^2) over every element of ${out}`}`;
     case "random":
@@ -167,6 +197,10 @@ export class TargetFeeder {
       const C = classes.shape[classes.classAxis!];
       const bad = Array.from(labels.data as ArrayLike<number>).find((v) => !Number.isInteger(v) || v < 0 || v >= C);
       if (bad !== undefined) throw new DoctorError("probe.input", `labels: ${bad} is not a class index in [0, ${C})${Number.isInteger(bad) ? "" : "; for real-valued targets use --loss mse"}`);
+    }
+    if (labels && targets.some((t) => t.kind === "binary")) {
+      const bad = Array.from(labels.data as ArrayLike<number>).find((v) => !(v >= 0 && v <= 1));
+      if (bad !== undefined) throw new DoctorError("probe.input", `labels: ${bad} is not a binary target in [0, 1] (the model ends in a Sigmoid, so --loss ce is binary cross-entropy)`);
     }
   }
 
@@ -196,7 +230,11 @@ export class TargetFeeder {
         return;
       }
       const rows = this.labelRows(b, t);
-      if (t.kind === "values") {
+      if (t.kind === "binary") {
+        if (rows && rows.length !== n) throw new DoctorError("probe.input", `labels: batch ${b + 1} has ${rows.length} targets, the logits "${t.output}" [${t.shape.join(",")}] need ${n} (one 0/1 target per element)`);
+        const random = new Random(this.seed * 7919 + b + 104729);
+        for (let i = 0; i < n; i++) data[i] = rows ? rows[i] : random.uniform() < 0.5 ? 1 : 0;
+      } else if (t.kind === "values") {
         if (!rows) throw new DoctorError("probe.input", "--loss mse with targets needs --labels");
         if (rows.length !== n) throw new DoctorError("probe.input", `labels: batch ${b + 1} has ${rows.length} target values, the model output "${t.output}" has ${n} ([${t.shape.join(",")}])`);
         for (let i = 0; i < n; i++) data[i] = rows[i];

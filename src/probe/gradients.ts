@@ -2,7 +2,7 @@ import { basename } from "node:path";
 import type { UnsupportedOp } from "../autodiff/backward";
 import type { GradEmitter } from "../autodiff/emit";
 import { buildGradientGraph, type GradientGraph } from "../autodiff/graph";
-import { lossDefinition, TargetFeeder, type LossName } from "../autodiff/loss";
+import { lossDefinition, TargetFeeder, type LossName, type ProbabilityOutput } from "../autodiff/loss";
 import { probeTensorInfo, type TensorInfo } from "../autodiff/shapes";
 import type { Layer } from "../graph/layers";
 import type { GraphAdditions } from "../instrument/stats-graph";
@@ -93,14 +93,14 @@ export class GradientProbe implements ProbeExtension {
   /** Where the loss depends on the layers through zero-derivative ops (the backward graph's zeroCuts). */
   readonly zeroCuts: readonly { op: string; node: string }[];
   private readonly lossOutputs: readonly string[];
-  private readonly softmaxOutput: string | undefined;
+  private readonly probabilities: ProbabilityOutput | undefined;
 
   private constructor(layers: readonly Layer[], info: TensorInfo, plan: ProbePlan, labels: HostTensor | undefined, private readonly labelsName: string | undefined, gg: GradientGraph) {
     this.lossName = gg.loss.name;
     this.unsupported = gg.backward.unsupported;
     this.zeroCuts = gg.backward.zeroCuts;
     this.lossOutputs = gg.loss.outputs;
-    this.softmaxOutput = gg.loss.softmaxOutput;
+    this.probabilities = gg.loss.probabilities;
     this.shapes = new Map(plan.inputs.map((i) => [i.name, info.shapes.get(i.name) ?? i.shape]));
     const e = gg.emitter;
     const size = (t: string): number => (info.shapes.get(t) ?? []).reduce((a, b) => a * b, 1);
@@ -228,7 +228,7 @@ export class GradientProbe implements ProbeExtension {
       byOp.set(u.op, entry);
     }
     return {
-      loss: { name: this.lossName, definition: lossDefinition(this.lossName, this.lossOutputs, this.labelsName, this.softmaxOutput), value: batches ? mean(this.lossValues) : NaN },
+      loss: { name: this.lossName, definition: lossDefinition(this.lossName, this.lossOutputs, this.labelsName, this.probabilities), value: batches ? mean(this.lossValues) : NaN },
       coverage: { layers: this.taps.length, supported: this.failure ? 0 : supported, unsupportedOps: [...byOp.values()] },
       layers, batches, error: this.failure, stoppedEarly: this.stoppedEarly,
     };

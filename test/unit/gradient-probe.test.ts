@@ -143,6 +143,40 @@ describe("gradient probe", () => {
     }
   });
 
+  it("puts --loss ce on the logits under a final Sigmoid as binary cross-entropy, matching the closed form by hand", async () => {
+    // x [4,3] -> Gemm (W [3,2], b) -> z -> Sigmoid: L = mean(softplus(z) - t z), dL/dW = x^T (sigmoid(z) - t) / 8.
+    const W = [0.5, -1, 0.25, 2, -0.75, 0.1];
+    const bias = [0.2, -0.3];
+    const X = [1, 2, -1, 0.5, -0.5, 3, -2, 1, 0.25, 0, -1.5, 2];
+    const T = [1, 0, 0, 1, 1, 1, 0, 0];
+    const g = graph([node("Gemm", ["x", "W", "b"], ["z"]), node("Sigmoid", ["z"], ["y"])], [floatTensor("W", [3, 2], W), floatTensor("b", [2], bias)],
+      [valueInfo("x", ["batch", 3])], [valueInfo("y", ["batch", 2])]);
+    const path = join(tmp, "binary.onnx");
+    writeFileSync(path, modelBytes(g, 13));
+    writeFileSync(join(tmp, "binary-x.npy"), npyFloat32(X, [4, 3]));
+    writeFileSync(join(tmp, "binary-t.npy"), npyFloat32(T, [4, 2]));
+    let loss = 0;
+    const dW = new Array<number>(6).fill(0);
+    for (let r = 0; r < 4; r++) {
+      for (let c = 0; c < 2; c++) {
+        const z = bias[c] + [0, 1, 2].reduce((a, k) => a + X[r * 3 + k] * W[k * 2 + c], 0);
+        const t = T[r * 2 + c];
+        loss += (Math.log1p(Math.exp(-Math.abs(z))) + Math.max(z, 0) - t * z) / 8;
+        for (let k = 0; k < 3; k++) dW[k * 2 + c] += (X[r * 3 + k] * (1 / (1 + Math.exp(-z)) - t)) / 8;
+      }
+    }
+    const rep = await analyze(path, { inputFile: join(tmp, "binary-x.npy"), labelsFile: join(tmp, "binary-t.npy"), batchSize: 4 });
+    assert.equal(rep.probe.loss?.name, "ce");
+    assert.match(rep.probe.loss!.definition, /^mean binary cross-entropy of the logits z \(the input of the Sigmoid that makes the model output y\) against the 0\/1 targets in binary-t\.npy/);
+    assert.ok(Math.abs(rep.probe.loss!.value! - loss) < 1e-6 * loss, `${rep.probe.loss!.value} vs ${loss}`);
+    const l2 = Math.hypot(...dW);
+    assert.ok(Math.abs(rep.layers[0].weight!.gradient!.l2 - l2) < 1e-5 * l2, `${rep.layers[0].weight!.gradient!.l2} vs ${l2}`);
+    const check = await checkGradients(path, { inputFile: join(tmp, "binary-x.npy"), labelsFile: join(tmp, "binary-t.npy"), loss: "ce" });
+    for (const c of check.checks) assert.equal(c.grade, "good", `${c.tensor}: ${c.difference}`);
+    writeFileSync(join(tmp, "binary-bad.npy"), npyFloat32([1, 0, 2, 1, 1, 1, 0, 0], [4, 2]));
+    await assert.rejects(analyze(path, { inputFile: join(tmp, "binary-x.npy"), labelsFile: join(tmp, "binary-bad.npy"), batchSize: 4 }), /labels: 2 is not a binary target in \[0, 1\]/);
+  });
+
   it("gives a file with its nodes out of order (onnxruntime runs it) the same gradients as the sorted file", async () => {
     const sorted = mlpWith(undefined, "sorted.onnx");
     const m = loadModel(sorted).proto;

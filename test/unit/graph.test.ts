@@ -91,7 +91,7 @@ describe("unrolled recurrences", () => {
 describe("architecture summary", () => {
   it("names convolutional residual blocks (a torch ResNet with 3 skip Adds), not only transformer layers", async () => {
     const r = await analyze(join(FIXTURES, "resnet_bn.onnx"), { staticOnly: true });
-    assert.equal(r.architecture.summary, "3 convolutional residual block(s); 7 BatchNorm layer(s)");
-    assert.deepEqual(r.architecture.blocks.map((b) => [b.module, b.kind]), [["layer1.0", "conv"], ["layer2.0", "conv"], ["layer3.0", "conv"]]);
+    assert.equal(r.architecture?.summary, "3 convolutional residual block(s); 7 BatchNorm layer(s)");
+    assert.deepEqual(r.architecture?.blocks.map((b) => [b.module, b.kind]), [["layer1.0", "conv"], ["layer2.0", "conv"], ["layer3.0", "conv"]]);
   });
 });
