@@ -171,6 +171,7 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
       dims: Object.fromEntries(Object.entries(plan?.dims ?? {}).map(([k, v]) => [k, v.value])),
       batchSize: plan?.batchSize ?? 0,
       batches: plan?.batches ?? 0,
+      ...(plan?.notes.length ? { notes: [...plan.notes] } : {}),
       loss: gradients ? { name: gradients.loss.name, definition: gradients.loss.definition, value: gradients.loss.value } : null,
       ...(gradientCoverage ? { gradientCoverage } : {}),
       seed: plan?.seed ?? options.seed ?? 0,

@@ -4,7 +4,7 @@ import { DoctorError } from "../onnx/errors";
 import type { Model } from "../onnx/model";
 import type { FitReport, FitSetReport } from "../report/types";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
-import { numericValues, readNpzFile } from "./npy";
+import { asInputType, numericValues, readNpzFile } from "./npy";
 
 /** Names under which an .npz may hold the labels. */
 export const LABEL_KEYS = ["labels", "label", "y", "target", "targets"];
@@ -42,8 +42,7 @@ function readSet(file: string, model: Model, option: string): LabelledSet {
   for (const spec of model.inputs) {
     const t = arrays.get(spec.name) ?? (model.inputs.length === 1 ? [...arrays].find(([k]) => k !== labelKey)?.[1] : undefined);
     if (!t) throw new DoctorError("probe.input", `${label}: no array for model input "${spec.name}"`);
-    if (spec.dtype !== t.dtype) throw new DoctorError("probe.input", `${label}: "${spec.name}" is ${t.dtype} but the model expects ${spec.dtype}`);
-    feeds.set(spec.name, t);
+    feeds.set(spec.name, asInputType(t, spec.dtype, label, spec.name));
   }
   const raw = arrays.get(labelKey)!;
   // As numbers (float16 decoded from its bits, 64-bit integers converted); the dtype stays, since

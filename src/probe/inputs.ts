@@ -5,7 +5,7 @@ import type { Model, ValueSpec } from "../onnx/model";
 import { GraphIndex } from "../graph/index";
 import type { HostTensor } from "../runtime/session";
 import { Random } from "../stats/random";
-import { readNpyFile, readNpzFile } from "./npy";
+import { asInputType, readNpyFile, readNpzFile } from "./npy";
 
 /** What the user asked the probe to feed. */
 export interface ProbeOptions {
@@ -37,6 +37,8 @@ export interface ProbePlan {
   readonly seed: number;
   /** Rows in the user's probe data file (`--input`); undefined for synthetic data. */
   readonly fileRows?: number;
+  /** What differs from what was asked: a --batch-size the model's fixed batch overrides, a short last batch. */
+  readonly notes: readonly string[];
   /** Makes the feeds of batch `b` (0-based). */
   feeds(b: number): Record<string, HostTensor>;
 }
@@ -60,7 +62,8 @@ export function defaultedDimsHint(plan: ProbePlan | undefined): string {
 export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
   let batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   const seed = options.seed ?? 0;
-  const fileData = options.inputFile ? readInputFile(options.inputFile, model.inputs) : undefined;
+  const notes: string[] = [];
+  const fileData = options.inputFile ? readInputFile(options.inputFile, model.inputs, notes) : undefined;
   const index = new GraphIndex(model);
   const symbolic = new Set(model.inputs.flatMap((s) => (s.shape ?? []).filter((d): d is string => typeof d === "string")));
   for (const name of Object.keys(options.dims ?? {})) {
@@ -89,10 +92,13 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
     const fileSpec = model.inputs.find((s) => fileData.has(s.name));
     // A model with a fixed batch dimension (mnist's [1,1,28,28]) takes the file's rows that many at a time.
     const fixed = fileSpec?.shape?.[0];
+    notes.push(...fixedBatchNote(typeof fixed === "number" ? fixed : undefined, options.batchSize));
     if (typeof fixed === "number" && fixed > 0) batchSize = fixed;
     const available = Math.max(1, Math.ceil(rows / batchSize));
     const batches = Math.min(options.batches ?? available, available);
     const oneBatch = Math.min(batchSize, rows);
+    const lastRows = rows - (batches - 1) * batchSize;
+    if (batches > 1 && lastRows < batchSize) notes.push(`the file's ${rows} rows make ${batches - 1} batch(es) of ${batchSize} and a last one of ${lastRows}`);
     // Inputs not in the file (--fill states, sample rates) follow the file's rows on their batch
     // axes: Silero's h and c are [2, batch, 64], and a 4-row file needs them at 4, not 8.
     const batchName = typeof fileSpec?.shape?.[0] === "string" ? fileSpec.shape[0] : undefined;
@@ -106,7 +112,7 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
       return { name: spec.name, dtype: spec.dtype, shape, source: options.fill?.[spec.name] !== undefined ? "fill" : "synthetic-ones" };
     });
     return {
-      inputs, dims, batchSize: oneBatch, batches, seed, fileRows: rows,
+      inputs, dims, batchSize: oneBatch, batches, seed, fileRows: rows, notes,
       feeds: (b) => {
         const feeds: Record<string, HostTensor> = {};
         const rowsOfBatch = Math.max(1, Math.min(batchSize, rows - b * batchSize));
@@ -131,9 +137,11 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
     const source = fill !== undefined ? "fill" : spec.dtype.startsWith("float") ? "synthetic-normal" : embeddingSize(spec.name, index) ? "synthetic-ids" : "synthetic-ones";
     return { name: spec.name, dtype: spec.dtype, shape, source };
   });
+  const fixed = model.inputs[0]?.shape?.[0];
   return {
     // A model with a fixed batch dimension runs at that size whatever --batch-size says.
     inputs, dims, batchSize: inputs[0]?.shape[0] ?? batchSize, batches: options.batches ?? DEFAULT_BATCHES, seed,
+    notes: fixedBatchNote(typeof fixed === "number" ? fixed : undefined, options.batchSize),
     feeds: (b) => {
       const random = new Random(seed * 7919 + b);
       const feeds: Record<string, HostTensor> = {};
@@ -141,6 +149,10 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
       return feeds;
     },
   };
+}
+
+function fixedBatchNote(fixed: number | undefined, asked: number | undefined): string[] {
+  return fixed !== undefined && fixed > 0 && asked !== undefined && asked !== fixed ? [`the model fixes its batch dimension at ${fixed}, so batches have ${fixed} row(s), not --batch-size ${asked}`] : [];
 }
 
 function resolveShape(spec: ValueSpec, batchSize: number, given: Record<string, number>, used: Record<string, { value: number; given: boolean }>): number[] {
@@ -188,7 +200,7 @@ function synthetic(plan: InputPlan, random: Random, fill: Record<string, number>
   }
 }
 
-function readInputFile(file: string, specs: readonly ValueSpec[]): Map<string, HostTensor> {
+function readInputFile(file: string, specs: readonly ValueSpec[], notes: string[]): Map<string, HostTensor> {
   const label = basename(file);
   const data = extname(file).toLowerCase() === ".npz" ? readNpzFile(file, "--input") : new Map([[specs[0]?.name ?? "input", readNpyFile(file, "--input")]]);
   for (const [name, t] of data) {
@@ -202,7 +214,11 @@ function readInputFile(file: string, specs: readonly ValueSpec[]): Map<string, H
         throw new DoctorError("probe.input", `${label}: "${name}" has shape [${t.dims.join(",")}] but dimension ${i} must be ${d}`);
       }
     });
-    if (spec.dtype !== t.dtype) throw new DoctorError("probe.input", `${label}: "${name}" is ${t.dtype} but the model expects ${spec.dtype}`);
+    const typed = asInputType(t, spec.dtype, label, name);
+    if (typed !== t) {
+      data.set(name, typed);
+      notes.push(`${label}: "${name}" converted from ${t.dtype} to ${spec.dtype}, the model's type`);
+    }
     if (t.dims.includes(0)) throw new DoctorError("probe.input", `${label}: "${name}" has shape [${t.dims.join(",")}]: no values to probe with`);
   }
   return data;

@@ -116,6 +116,22 @@ export function readLabelsFile(file: string, loss: "ce" | "mse" | "random", data
   return { dtype: "float64", dims: t.dims, data: values };
 }
 
+/**
+ * `t` in the model's input type when that loses nothing a probe can see: float64 data (numpy's
+ * default) for a float32 input, float32 for float64, int32 ids for int64 and int64 ids within
+ * int32's range for int32. Anything else is refused with the numpy call that converts it.
+ */
+export function asInputType(t: HostTensor, dtype: DType, label: string, name: string): HostTensor {
+  if (t.dtype === dtype) return t;
+  const d = t.data;
+  if (dtype === "float32" && d instanceof Float64Array) return { ...t, dtype, data: Float32Array.from(d) };
+  if (dtype === "float64" && d instanceof Float32Array) return { ...t, dtype, data: Float64Array.from(d) };
+  if (dtype === "int64" && d instanceof Int32Array) return { ...t, dtype, data: BigInt64Array.from(d, BigInt) };
+  if (dtype === "int32" && d instanceof BigInt64Array && d.every((v) => v >= -(2n ** 31n) && v < 2n ** 31n)) return { ...t, dtype, data: Int32Array.from(d, Number) };
+  const numpy: Partial<Record<DType, string>> = { float32: "float32", float64: "float64", float16: "float16", int64: "int64", int32: "int32", uint8: "uint8", int8: "int8", bool: "bool_" };
+  throw new DoctorError("probe.input", `${label}: "${name}" is ${t.dtype} but the model expects ${dtype}${numpy[dtype] ? `; save it with x.astype(numpy.${numpy[dtype]})` : ""}`);
+}
+
 const descrToDType: Record<string, DType> = {
   f4: "float32", f8: "float64", f2: "float16", i1: "int8", u1: "uint8", i2: "int16", u2: "uint16",
   i4: "int32", u4: "uint32", i8: "int64", u8: "uint64", b1: "bool",

@@ -13,7 +13,7 @@ export function toMarkdown(report: Report): string {
   out.push(`# ONNX Model Doctor report: ${esc(m.path)}`, "");
   out.push(`${report.layers.length} layers, ${m.parameterCount.toLocaleString("en-US")} parameters, IR ${m.irVersion}, opset ${m.opsets[""] ?? "?"}, producer ${esc(m.producer || "unknown")}, sha256 \`${m.sha256.slice(0, 16)}…\``, "");
   const p = report.probe;
-  out.push(p.ran ? `Probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${esc(i.name)} [${i.shape.join(", ")}] ${i.dtype} (${i.source})`).join("; ")}.` : p.error ? `Probe failed: ${esc(p.error)}` : "Probe not run (static analysis only).", "");
+  out.push(p.ran ? `Probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${esc(i.name)} [${i.shape.join(", ")}] ${i.dtype} (${i.source})`).join("; ")}${p.notes?.length ? `; ${esc(p.notes.join("; "))}` : ""}.` : p.error ? `Probe failed: ${esc(p.error)}` : "Probe not run (static analysis only).", "");
   const s = report.summary;
   out.push(`## Findings (${s.errors} errors, ${s.warnings} warnings, ${s.infos} info)`, "");
   if (!report.findings.length) out.push("No problems found.", "");

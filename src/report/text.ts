@@ -11,7 +11,7 @@ export function toText(report: Report, options: { color?: boolean } = {}): strin
   lines.push(`${m.path}: ${report.layers.length} layers, ${m.parameterCount.toLocaleString("en-US")} parameters, IR ${m.irVersion}, opset ${m.opsets[""] ?? "?"}${m.producer ? `, ${m.producer}` : ""}`);
   const p = report.probe;
   const dims = Object.entries(p.dims).map(([k, v]) => `${k}=${v}`).join(", ");
-  if (p.ran) lines.push(`probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${i.name}[${i.shape.join(",")}] ${i.dtype} (${i.source})`).join(", ")}${dims ? `; dims ${dims}` : ""}${p.seconds !== undefined ? `; ${fmt(p.seconds)} s` : ""}`);
+  if (p.ran) lines.push(`probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${i.name}[${i.shape.join(",")}] ${i.dtype} (${i.source})`).join(", ")}${dims ? `; dims ${dims}` : ""}${p.seconds !== undefined ? `; ${fmt(p.seconds)} s` : ""}${p.notes?.length ? `; ${p.notes.join("; ")}` : ""}`);
   if (!p.ran) lines.push(p.error ? `probe: failed (${p.error})` : "probe: not run (static analysis only)");
   else if (p.loss) lines.push(`gradients: loss ${p.loss.name}${p.loss.value !== undefined ? ` = ${fmt(p.loss.value)}` : ""} (${p.loss.definition})${p.gradientCoverage ? `; ${p.gradientCoverage.supported} of ${p.gradientCoverage.layers} layers` : ""}`);
   else lines.push("gradients: not computed (forward probe only)");

@@ -157,6 +157,8 @@ export interface Report {
     dims: Record<string, number>;
     batchSize: number;
     batches: number;
+    /** What differs from what was asked (a fixed batch dimension, a short last batch). */
+    notes?: string[];
     /** The loss the gradients are of (`--loss`); null for a forward-only probe. `value`: mean over batches. */
     loss: { name: string; definition: string; value?: number } | null;
     gradientCoverage?: GradientCoverageReport;

@@ -110,6 +110,27 @@ describe("onnx-doctor CLI", () => {
     assert.match(badDim.stderr, /--dim H: the model has no dimension named "H"; its symbolic dimensions are: batch/);
   });
 
+  it("converts numpy's default float64 data to a float32 input and says so; refuses bool data with the numpy fix", () => {
+    const dir = mkdtempSync(join(tmpdir(), "doctor-cli-dtype-"));
+    const f64 = join(dir, "x64.npy");
+    const values = Float64Array.from({ length: 16 * 128 }, (_, i) => Math.sin(i));
+    writeFileSync(f64, npyBytes("<f8", [16, 128], values));
+    const f32 = join(dir, "x32.npy");
+    writeFileSync(f32, npyBytes("<f4", [16, 128], Float32Array.from(values)));
+    const a = run("analyze", model("tanh_tiny_init"), "--input", f64, "-f", "json");
+    const b = run("analyze", model("tanh_tiny_init"), "--input", f32, "-f", "json");
+    const ra = JSON.parse(a.stdout);
+    const rb = JSON.parse(b.stdout);
+    assert.deepEqual(ra.probe.notes, ['x64.npy: "input" converted from float64 to float32, the model\'s type']);
+    // The same float32 values either way: identical statistics.
+    assert.deepEqual(ra.layers.map((l: { activation: { std: number } }) => l.activation.std), rb.layers.map((l: { activation: { std: number } }) => l.activation.std));
+    const bools = join(dir, "xb.npy");
+    writeFileSync(bools, npyBytes("|b1", [16, 128], new Uint8Array(16 * 128)));
+    const c = run("analyze", model("tanh_tiny_init"), "--input", bools);
+    assert.equal(c.status, 2);
+    assert.match(c.stderr, /xb\.npy: "input" is bool but the model expects float32; save it with x\.astype\(numpy\.float32\)/);
+  });
+
   it("prefixes usage errors like every other error and checks labels against the probe rows", () => {
     const bogus = run("gradcheck", model("tanh_tiny_init"), "--bogus");
     assert.equal(bogus.status, 2);

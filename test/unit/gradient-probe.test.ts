@@ -332,6 +332,7 @@ describe("gradient probe", () => {
     assert.equal(rep.probe.gradientCoverage?.error, undefined);
     assert.equal(rep.probe.gradientCoverage?.batches, 2, "rows 16..19 run forward only");
     assert.ok(rep.layers.every((l) => l.gradient && l.gradient.l2 > 0 && l.activation));
+    assert.deepEqual(rep.probe.notes, ["the file's 20 rows make 2 batch(es) of 8 and a last one of 4"]);
   });
 
   it("feeds probe data to a model with a fixed batch dimension that many rows at a time", async () => {
@@ -341,8 +342,13 @@ describe("gradient probe", () => {
     const data = join(tmp, "rows5.npy");
     writeFileSync(data, npyFloat32(Array.from({ length: 20 }, (_, i) => Math.sin(i)), [5, 4]));
     const rep = await analyze(path, { inputFile: data });
-    assert.deepEqual([rep.probe.batchSize, rep.probe.batches, rep.probe.error], [1, 5, undefined]);
+    assert.deepEqual([rep.probe.batchSize, rep.probe.batches, rep.probe.error, rep.probe.notes], [1, 5, undefined, undefined]);
     assert.ok(rep.layers[0].gradient && rep.layers[0].gradient.l2 > 0);
+    // A --batch-size the fixed dimension overrides is said, with data and without.
+    const asked = await analyze(path, { inputFile: data, batchSize: 4 });
+    assert.deepEqual(asked.probe.notes, ["the model fixes its batch dimension at 1, so batches have 1 row(s), not --batch-size 4"]);
+    const synthetic = await analyze(path, { batchSize: 4, batches: 1 });
+    assert.deepEqual([synthetic.probe.batchSize, synthetic.probe.notes], [1, ["the model fixes its batch dimension at 1, so batches have 1 row(s), not --batch-size 4"]]);
   });
 
   it("sizes filled inputs' batch axes to each batch of the file's rows, the short last one included", async () => {
