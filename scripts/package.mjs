@@ -64,6 +64,6 @@ for (const target of targets) {
     console.error(`unexpected files in the package: ${[...foreign, ...sources].join(", ")}`);
     process.exit(1);
   }
-  console.log(`${files.length} files; onnxruntime-node binaries: ${files.filter((f) => f.startsWith(bin)).map((f) => path.basename(f)).join(", ")}`);
+  console.log(`${files.length} files under extension/ (the .vsix adds its two manifest files); onnxruntime-node binaries: ${files.filter((f) => f.startsWith(bin)).map((f) => path.basename(f)).join(", ")}`);
   console.log(`VSIX ${out} ${statSync(out).size}`);
 }
