@@ -149,6 +149,12 @@ function groupLayers(model: Model, index: GraphIndex, scope: string, layers: Lay
         output = act.outputs[0];
       }
     }
+    // A vanilla RNN's outputs are its activation's values (h_t = f(W x_t + R h_t-1 + b), tanh by
+    // default): their saturation is the layer's. LSTM/GRU outputs mix gates, so they get none.
+    if (!activation && node.opType === "RNN" && output !== node.outputs[2]) {
+      const f = node.attrs.get("activations")?.strings.map((b) => new TextDecoder().decode(b))[0] ?? "Tanh";
+      activation = ({ Tanh: "tanh", Sigmoid: "sigmoid", Relu: "relu" } as const)[f];
+    }
     for (const consumer of index.consumersOf(output)) {
       if (normOps.has(consumer.opType) || consumer.opType === "ReduceMean") followedByNorm = true;
     }

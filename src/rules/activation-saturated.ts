@@ -13,12 +13,15 @@ export const activationSaturated: Rule = {
       const a = reports[layer.id].activation;
       // An output sigmoid/tanh saturates when the model is confident; with the matching loss
       // (cross-entropy) its derivative cancels, so saturation there is not a gradient problem.
-      if (!a || layer.isOutputLayer || a.saturatedFraction === null || !(a.saturatedFraction >= SATURATED_FRACTION)) return [];
+      // A recurrent layer's outputs are also its next step's state: saturated, they block the
+      // gradient through time wherever the layer sits.
+      const recurrent = layer.kind === "recurrent";
+      if (!a || (layer.isOutputLayer && !recurrent) || a.saturatedFraction === null || !(a.saturatedFraction >= SATURATED_FRACTION)) return [];
       const bound = layer.activation === "tanh" ? "|a| > 0.99" : "a < 0.01 or a > 0.99";
       return [{
         ruleId: "activation.saturated", category: "activation.saturated", severity: "warning" as const,
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
-        message: `${layerTitle(layer)}: ${fmt(100 * a.saturatedFraction)}% of outputs are saturated (${bound}), where the derivative is below 0.02; gradients through this layer nearly vanish.`,
+        message: `${layerTitle(layer)}: ${fmt(100 * a.saturatedFraction)}% of outputs are saturated (${bound}), where the derivative is below 0.02; gradients through this layer${recurrent ? " and back through its time steps" : ""} nearly vanish.`,
         evidence: { saturatedFraction: a.saturatedFraction, std: a.std },
         fix: "Make pre-activations smaller: Xavier initialisation (std = sqrt(2/(fan_in+fan_out))), normalized inputs, or LayerNorm/BatchNorm before the nonlinearity.",
       }];

@@ -7,7 +7,11 @@ import { findLayers } from "../../src/graph/layers";
 import { modulePathFromNodeName, modulePathFromWeightName } from "../../src/graph/module-path";
 import { analyze } from "../../src/index";
 import { loadModel } from "../../src/onnx/load";
-import { attr, floatTensor, graph, modelBytes, node } from "./build-model";
+import { create } from "@bufbuild/protobuf";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { AttributeProto_AttributeType as AT, AttributeProtoSchema, type AttributeProto } from "../../src/onnx/gen/onnx_pb";
+import { attr, floatTensor, graph, modelBytes, node, valueInfo } from "./build-model";
 import { FIXTURES } from "./helpers";
 
 const zeros = (n: number): number[] => new Array<number>(n).fill(0.1);
@@ -63,6 +67,8 @@ describe("layers and fan-in/fan-out", () => {
   });
 });
 
+const strings = (name: string, v: string[]): AttributeProto => create(AttributeProtoSchema, { name, type: AT.STRINGS, strings: v.map((x) => new TextEncoder().encode(x)) });
+
 describe("unrolled recurrences", () => {
   // Four chained Gemm+Tanh steps whose weights are Identity copies of one 4x4 initializer.
   const chain = (copyName: (k: number) => string) => {
@@ -93,5 +99,30 @@ describe("architecture summary", () => {
     const r = await analyze(join(FIXTURES, "resnet_bn.onnx"), { staticOnly: true });
     assert.equal(r.architecture?.summary, "3 convolutional residual block(s); 7 BatchNorm layer(s)");
     assert.deepEqual(r.architecture?.blocks.map((b) => [b.module, b.kind]), [["layer1.0", "conv"], ["layer2.0", "conv"], ["layer3.0", "conv"]]);
+  });
+});
+
+describe("recurrent layers' activation", () => {
+  // x [T=6, batch, 3] -> RNN/LSTM (hidden 5) -> Y, with weights large enough to saturate tanh.
+  const rnnModel = (op: "RNN" | "LSTM", attrs: AttributeProto[] = []): Uint8Array => {
+    const gates = op === "LSTM" ? 4 : 1;
+    const W = floatTensor("W", [1, 5 * gates, 3], Array.from({ length: 15 * gates }, (_, i) => 3 * Math.sin(i + 1)));
+    const R = floatTensor("R", [1, 5 * gates, 5], Array.from({ length: 25 * gates }, (_, i) => 3 * Math.cos(i)));
+    return modelBytes(graph([node(op, ["x", "W", "R"], ["Y"], [attr("hidden_size", 5), ...attrs])], [W, R], [valueInfo("x", [6, "batch", 3])], [valueInfo("Y", [6, 1, "batch", 5])]), 14);
+  };
+  const layerOf = (bytes: Uint8Array) => findLayers(loadModel("rnn.onnx", { bytes }))[0];
+
+  it("a vanilla RNN's outputs carry its activation (tanh by default, else its activations attribute); an LSTM's do not", () => {
+    assert.equal(layerOf(rnnModel("RNN")).activation, "tanh");
+    assert.equal(layerOf(rnnModel("RNN", [strings("activations", ["Relu"])])).activation, "relu");
+    assert.equal(layerOf(rnnModel("LSTM")).activation, undefined);
+  });
+
+  it("so a saturating tanh RNN is flagged activation.saturated", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "doctor-rnn-")), "rnn.onnx");
+    writeFileSync(path, rnnModel("RNN"));
+    const r = await analyze(path, { batches: 1, loss: "none" });
+    assert.ok((r.layers[0].activation?.saturatedFraction ?? 0) > 0.3, JSON.stringify(r.layers[0].activation));
+    assert.ok(r.findings.some((f) => f.category === "activation.saturated" && f.layer === r.layers[0].name), r.findings.map((f) => f.category).join(", "));
   });
 });
