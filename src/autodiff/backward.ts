@@ -184,7 +184,7 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
       }
     });
     const args: VjpArgs = {
-      node: n, e, gy, ft, opset, shape, ints, floats,
+      node: n, e, gy, ft, opset, shape, dtype, ints, floats,
       wants: n.inputs.map((x, k) => active(x) && !held(k) && !buffer(k)),
       k: (v) => e.scalar(v, ft),
     };

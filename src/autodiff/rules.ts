@@ -1,5 +1,6 @@
 import { TensorProto_DataType as DT } from "../onnx/gen/onnx_pb";
 import { attrFloat, attrInt, attrInts, attrString, type GraphNode } from "../onnx/model";
+import type { DType } from "../onnx/dtype";
 import type { FloatType, GradEmitter } from "./emit";
 import { onnxFloat } from "./emit";
 import { gruVjp, lstmVjp, rnnVjp } from "./recurrent";
@@ -20,6 +21,8 @@ export interface VjpArgs {
   readonly ft: FloatType;
   readonly opset: number;
   shape(tensor: string): readonly number[];
+  /** Element type of a tensor, if known (a Cast's input differs from the node's type). */
+  dtype(tensor: string): DType | undefined;
   /** Values of a small integer tensor (a constant, or computed from shapes), if known. */
   ints(tensor: string): number[] | undefined;
   /** Values of a constant float tensor, if it is one. */
@@ -907,7 +910,14 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   // Shape and identity ops
   Identity: { vjp: (a) => [a.gy[0]] },
   Dropout: { constants: [1, 2], vjp: dropoutRule },
-  Cast: { vjp: (a) => [a.e.op("Cast", [a.gy[0]!], { to: onnxFloat(a.ft) })] },
+  // Back to the input's type (float64 -> float32 when the cast went up), not the output's.
+  Cast: {
+    vjp: (a) => {
+      const from = a.dtype(a.node.inputs[0]);
+      if (from !== "float32" && from !== "float64") unsupported(`the gradient of a Cast from ${from ?? "an untyped tensor"} is not supported (float32 and float64 are)`);
+      return [from === a.ft ? a.gy[0] : a.e.op("Cast", [a.gy[0]!], { to: onnxFloat(from as FloatType) })];
+    },
+  },
   Reshape: reshapeBack,
   Flatten: reshapeBack,
   Squeeze: reshapeBack,

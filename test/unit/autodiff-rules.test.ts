@@ -5,7 +5,8 @@ import { describe, it } from "node:test";
 import { TOLERANCES, gradcheck } from "../../src/autodiff/gradcheck";
 import { VJP_RULES } from "../../src/autodiff/rules";
 import { loadModel } from "../../src/onnx/load";
-import { buildCase, CASES, FIXED } from "./autodiff-cases";
+import { buildCase, CASES, FIXED, iattr } from "./autodiff-cases";
+import { DT, floatTensor, graph, modelBytes, node, valueInfo } from "./build-model";
 
 describe("vector-Jacobian rules against finite differences", () => {
   it("every rule in the table has a gradient-check case", () => {
@@ -31,4 +32,18 @@ describe("vector-Jacobian rules against finite differences", () => {
       assert.equal(r.checks.length, tensors.length);
     });
   }
+
+  it("Cast keeps a model's mixed float32/float64 types in the backward graph (checked in float32, which leaves the model's own types)", async () => {
+    // x -> MatMul(W) -> Cast(double) -> Tanh -> Cast(float) -> y: the gradient reaching the MatMul
+    // must be float32 again, or onnxruntime refuses the backward graph (Mul bound to two types).
+    const g = graph([
+      node("MatMul", ["x", "W"], ["h"]), node("Cast", ["h"], ["hd"], [iattr("to", DT.DOUBLE)]), node("Tanh", ["hd"], ["t"]), node("Cast", ["t"], ["y"], [iattr("to", DT.FLOAT)]),
+    ], [floatTensor("W", [4, 3], Array.from({ length: 12 }, (_, i) => Math.sin(i + 1)))], [valueInfo("x", [2, 4])], [valueInfo("y", [2, 3])]);
+    const feeds = { x: { dtype: "float32" as const, dims: [2, 4], data: Float32Array.from({ length: 8 }, (_, i) => Math.cos(i)) } };
+    const r = await gradcheck(loadModel("cast.onnx", { bytes: modelBytes(g, 13) }), { feeds, samples: Infinity, seed: 1, precision: "float32", epsilon: { float32: 1e-2 } });
+    assert.deepEqual(r.unsupported, []);
+    assert.equal(r.precision, "float32");
+    assert.deepEqual(r.checks.map((c) => c.tensor).sort(), ["W", "x"]);
+    for (const c of r.checks) assert.ok(c.analyticNorm > 0 && c.difference <= TOLERANCES.float32.good / 5, JSON.stringify(c));
+  });
 });
