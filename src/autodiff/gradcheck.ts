@@ -198,6 +198,14 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
     // uncertain by about u·sqrt(Σ (∂L/∂y · y)^2) (one rounding per output, random signs); the loss
     // itself is summed in float64.
     const scale = Math.sqrt(Math.abs(Number(base[lossScale].data[0])));
+    // The finite differences run in the forward-only session: it must compute the loss the
+    // backward graph's session does, or every grade compares two different functions.
+    const forwardLoss = Number((await lossSession.run(lossFeeds, [lossValue]))[lossValue].data[0]);
+    const agreement = (precision === "float64" ? 1e-9 : 1e-4) * Math.max(Math.abs(baseLoss), scale, Number.MIN_VALUE);
+    // (Training-mode Dropout, allowed on request, draws a new mask every run: no agreement to expect.)
+    if (!dropout.length && !(Math.abs(forwardLoss - baseLoss) <= agreement)) {
+      throw new DoctorError("model.unsupported", `onnxruntime computes the loss as ${baseLoss} with the backward graph and as ${forwardLoss} without it, so finite differences would not check this backward graph`);
+    }
     const random = new Random(seed + 17);
     const checks: TensorCheck[] = [];
     const wanted = options.tensors ? new Set(options.tensors) : undefined;
@@ -388,10 +396,12 @@ async function prepare(model: Model, precision: FloatType, options: GradcheckOpt
   const outputs = [emitted.value, lossScale, ...[...grads.values()].filter((g): g is string => typeof g === "string")];
   const feeder = new TargetFeeder(emitted.targets, options.seed ?? 0, options.labels);
   Object.assign(feeds, feeder.feeds(0));
-  const gradSession = await RuntimeSession.open(serializeWith(checkModel, e.nodes, e.initializers, outputs, [...emitted.inputs, ...jitterInputs]), checkModel.externalFiles, { intraOpThreads: options.intraOpThreads });
+  // No fusions ("basic"): both sessions must compute the model as written (onnxruntime's float64
+  // RMSNorm fusion swaps the epsilon for 1e-5; its QuickGelu has no double kernel).
+  const gradSession = await RuntimeSession.open(serializeWith(checkModel, e.nodes, e.initializers, outputs, [...emitted.inputs, ...jitterInputs]), checkModel.externalFiles, { intraOpThreads: options.intraOpThreads, optimization: "basic" });
   let lossSession: RuntimeSession;
   try {
-    lossSession = await RuntimeSession.open(serializeWith(checkModel, e.nodes.slice(0, lossNodes), e.initializers, [emitted.value], emitted.inputs), checkModel.externalFiles, { intraOpThreads: options.intraOpThreads });
+    lossSession = await RuntimeSession.open(serializeWith(checkModel, e.nodes.slice(0, lossNodes), e.initializers, [emitted.value], emitted.inputs), checkModel.externalFiles, { intraOpThreads: options.intraOpThreads, optimization: "basic" });
   } catch (err) {
     await gradSession.release();
     throw err;

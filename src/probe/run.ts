@@ -3,7 +3,8 @@ import { mergeAdditions } from "../instrument/channel-stats";
 import { generatedPrefix } from "../instrument/names";
 import { instrumentStatistics, NodeBuilder, serializeWith, tapOutputNames, type GraphAdditions, type Tap, type TapOutputs } from "../instrument/stats-graph";
 import { DoctorError } from "../onnx/errors";
-import { defaultOpset, type Model } from "../onnx/model";
+import { attrInt, defaultOpset, type Model } from "../onnx/model";
+import { TensorProto_DataType as DT } from "../onnx/gen/onnx_pb";
 import { RuntimeSession, shortRuntimeMessage, type HostTensor } from "../runtime/session";
 import { moments, RunningMoments } from "../stats/moments";
 import { histogram, type Histogram } from "../stats/histogram";
@@ -190,16 +191,19 @@ export async function runProbe(model: Model, layers: readonly Layer[], plan: Pro
   let extensions = hooks.extensions ?? [];
   let { bytes, outputs } = instrumentStatistics(model, taps, mergeAdditions(extensions.map((e) => e.additions)));
   hooks.progress?.(0, "creating onnxruntime session");
+  // onnxruntime's float64 RMSNorm fusion swaps the model's epsilon for 1e-5: a model that computes
+  // in double runs unfused, as written (and as the backward graph differentiates it).
+  const sessionOptions = { intraOpThreads: hooks.intraOpThreads, ...(computesInDouble(model) ? { optimization: "basic" as const } : {}) };
   let session: RuntimeSession;
   try {
-    session = await RuntimeSession.open(bytes, model.externalFiles, { intraOpThreads: hooks.intraOpThreads });
+    session = await RuntimeSession.open(bytes, model.externalFiles, sessionOptions);
   } catch (e) {
     // An optional extension (the generated backward graph) must not cost the forward probe.
     if (!extensions.some((x) => x.failed)) throw e;
     for (const x of extensions) x.failed?.(e);
     extensions = extensions.filter((x) => !x.failed);
     ({ bytes, outputs } = instrumentStatistics(model, taps, mergeAdditions(extensions.map((x) => x.additions))));
-    session = await RuntimeSession.open(bytes, model.externalFiles, { intraOpThreads: hooks.intraOpThreads });
+    session = await RuntimeSession.open(bytes, model.externalFiles, sessionOptions);
   }
   const acc = taps.map(() => new TapAccumulator());
   const fetch = outputs.flatMap(tapOutputNames);
@@ -213,7 +217,7 @@ export async function runProbe(model: Model, layers: readonly Layer[], plan: Pro
   let plainOnly = false;
   const plainRun = async (b: number): Promise<Record<string, HostTensor>> => {
     const sure = extensions.filter((x) => !optional(x));
-    plain ??= await RuntimeSession.open(instrumentStatistics(model, taps, mergeAdditions(sure.map((x) => x.additions))).bytes, model.externalFiles, { intraOpThreads: hooks.intraOpThreads });
+    plain ??= await RuntimeSession.open(instrumentStatistics(model, taps, mergeAdditions(sure.map((x) => x.additions))).bytes, model.externalFiles, sessionOptions);
     const feeds = plan.feeds(b);
     for (const x of sure) if (x.feeds) Object.assign(feeds, x.feeds(b, feeds));
     return plain.run(feeds, [...fetch, ...sure.flatMap((x) => x.additions.outputs)]);
@@ -311,4 +315,11 @@ async function locateNonFinite(model: Model, plan: ProbePlan, batch: number, cou
     if (out) return { node: node.name, opType: node.opType, tensor: out, batch, inputsFinite: !node.inputs.some((i) => bad.has(i)) };
   }
   return undefined;
+}
+
+/** Whether any of the model's inputs, weights or casts is float64. */
+function computesInDouble(model: Model): boolean {
+  return model.inputs.some((i) => i.dtype === "float64")
+    || [...model.constants.values()].some((c) => c.dtype === "float64")
+    || model.nodes.some((n) => n.opType === "Cast" && attrInt(n, "to", 0) === DT.DOUBLE);
 }

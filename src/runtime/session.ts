@@ -58,8 +58,13 @@ export interface HostTensor {
 export interface SessionOptions {
   /** Threads for one operator; 0 lets onnxruntime choose. */
   intraOpThreads?: number;
-  /** Graph optimizations (default "all"); "disabled" keeps Shape nodes from being folded from inferred shapes. */
-  optimization?: "all" | "disabled";
+  /**
+   * Graph optimizations. Default: "all", and "basic" if onnxruntime cannot load the optimized graph
+   * (its fusions may emit contrib ops without a kernel for the model's type: QuickGelu in double).
+   * "basic" folds constants but fuses nothing (onnxruntime's float64 RMSNorm fusion drops the
+   * model's epsilon for its own 1e-5); "disabled" keeps Shape nodes from being folded from inferred shapes.
+   */
+  optimization?: "all" | "basic" | "disabled";
 }
 
 /**
@@ -82,6 +87,17 @@ export class RuntimeSession {
       graphOptimizationLevel: options.optimization ?? "all",
       logSeverityLevel: 4,
     };
+    const createWith = (source: string | Uint8Array, o: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> =>
+      typeof source === "string" ? ort.InferenceSession.create(source, o) : ort.InferenceSession.create(source, o);
+    const create = async (source: string | Uint8Array): Promise<ort.InferenceSession> => {
+      try {
+        return await createWith(source, sessionOptions);
+      } catch (e) {
+        if (options.optimization !== undefined) throw e;
+        // onnxruntime's own fusions, not the model, may be what fails: try without them.
+        return await createWith(source, { ...sessionOptions, graphOptimizationLevel: "basic" });
+      }
+    };
     const parts = image instanceof Uint8Array ? [image] : image.parts;
     const path = image instanceof Uint8Array ? undefined : image.path;
     const size = parts.reduce((a, p) => a + p.byteLength, 0);
@@ -90,7 +106,7 @@ export class RuntimeSession {
         const temp = writeNextTo(path, parts, externalFiles.size > 0);
         if (temp) {
           try {
-            return new RuntimeSession(await ort.InferenceSession.create(temp, sessionOptions));
+            return new RuntimeSession(await create(temp));
           } finally {
             removeTempFile(temp);
           }
@@ -104,7 +120,7 @@ export class RuntimeSession {
           throw new DoctorError("model.unsupported", `cannot load external data file "${location}" into memory (${oneLine(e)}); make the model's folder writable so onnxruntime can read it directly`);
         }
       });
-      return new RuntimeSession(await ort.InferenceSession.create(bytes, sessionOptions));
+      return new RuntimeSession(await create(bytes));
     } catch (e) {
       if (e instanceof DoctorError) throw e;
       throw new DoctorError("model.unsupported", `onnxruntime cannot load the model: ${shortRuntimeMessage(e)}`);

@@ -410,6 +410,35 @@ describe("gradient checking", () => {
     for (const c of res.checks) assert.equal(c.grade, "good", `${c.tensor}: ${c.difference}`);
   });
 
+  it("runs the model as written, without onnxruntime's fusions: an RMSNorm with epsilon 1e-2 grades good in float64", async () => {
+    // h = x + b; y = h * (1 / sqrt(mean(h^2) + 0.01)) * w, as torch exports h * rsqrt(...) * w.
+    // onnxruntime fuses it into SimplifiedLayerNormalization, and in double then uses epsilon 1e-5:
+    // the finite differences checked another function.
+    // The exponent, epsilon and 1 are Constant nodes, as torch writes them (gradient checking
+    // turns initializers into inputs, which onnxruntime would not fuse).
+    const constant = (name: string, v: number) => node("Constant", [], [name], [attr("value", floatTensor(name, [], [v]))]);
+    const g = graph([
+      constant("two", 2), constant("eps", 1e-2), constant("one", 1),
+      node("Add", ["b", "x"], ["h"]), node("Pow", ["h", "two"], ["sq"]), node("ReduceMean", ["sq"], ["ms"], [attr("axes", [-1]), attr("keepdims", 1)]),
+      node("Add", ["ms", "eps"], ["mse"]), node("Sqrt", ["mse"], ["rms"]), node("Div", ["one", "rms"], ["inv"]), node("Mul", ["h", "inv"], ["n"]), node("Mul", ["n", "w"], ["y"]),
+    ], [floatTensor("b", [4], [0.1, -0.1, 0.2, 0]), floatTensor("w", [4], [0.5, 1, 1.5, 2])]);
+    const x = Float32Array.from({ length: 8 }, (_, i) => 0.1 * Math.sin(i + 1));
+    const res = await gradcheck(loadModel("rms.onnx", { bytes: modelBytes(g, 13) }), { feeds: { x: { dtype: "float32", dims: [2, 4], data: x } }, samples: Infinity, seed: 1 });
+    assert.equal(res.precision, "float64");
+    for (const c of res.checks) assert.equal(c.grade, "good", `${c.tensor}: ${c.difference}`);
+  });
+
+  it("probes a float64 model whose SiLU onnxruntime would fuse into a kernel it has only for float32", async () => {
+    const W = rawTensor("W", DT.DOUBLE, [4, 4], new Uint8Array(Float64Array.from({ length: 16 }, (_, i) => Math.cos(i)).buffer));
+    const g = graph([node("MatMul", ["x", "W"], ["h"]), node("Sigmoid", ["h"], ["s"]), node("Mul", ["h", "s"], ["y"])], [W],
+      [valueInfo("x", ["batch", 4], DT.DOUBLE)], [valueInfo("y", ["batch", 4], DT.DOUBLE)]);
+    const path = join(tmp, "silu64.onnx");
+    writeFileSync(path, modelBytes(g, 13));
+    const rep = await analyze(path, { batches: 1, loss: "none" });
+    assert.equal(rep.probe.error, undefined);
+    assert.ok(rep.layers[0].activation && rep.layers[0].activation.std > 0);
+  });
+
   it("falls back to float32 for ops without double kernels and skips running statistics", async () => {
     const res = await checkGradients(join(GRADIENTS, "cnn_pool_bn.onnx"), { samples: 4 });
     assert.equal(res.precision, "float32");
