@@ -210,7 +210,9 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
     const checks: TensorCheck[] = [];
     const wanted = options.tensors ? new Set(options.tensors) : undefined;
     const todo = [...grads].filter(([tensor]) => !wanted || wanted.has(tensor));
-    const picked = new Map(todo.map(([tensor, g]) => [tensor, g === null ? [] : pick(feeds[tensor].data.length, samples, random)]));
+    const picked = new Map(todo.map(([tensor, g]) => [tensor, g === null ? [] : pick(feeds[tensor].data as ArrayLike<number>, samples, random)]));
+    const nonFinite = todo.filter(([tensor]) => (feeds[tensor].data as Float32Array | Float64Array).some((v) => !Number.isFinite(v))).map(([tensor]) => tensor);
+    if (nonFinite.length) warnings.push(`Only the finite elements of ${nonFinite.join(", ")} were checked: a step on -inf or NaN (an attention mask kept in a float initializer) measures nothing.`);
     let totalRuns = [...picked.values()].reduce((a, p) => a + p.length * RUNS_PER_ELEMENT, 0);
     let runs = 0;
     let noisy = 0;
@@ -446,11 +448,25 @@ function leastStep(value: number, epsilon: number, float32: boolean): number {
   return Math.max(epsilon, 4 * ulp);
 }
 
-/** `count` distinct indices below `size` (all of them when size <= count), in increasing order. */
-function pick(size: number, count: number, random: Random): number[] {
-  if (size <= count) return Array.from({ length: size }, (_, i) => i);
+/**
+ * Up to `count` random finite elements of `data`, in order. A step on -inf (an attention mask held
+ * in a float initializer) or NaN measures nothing.
+ */
+function pick(data: ArrayLike<number>, count: number, random: Random): number[] {
+  const size = data.length;
+  let finite: number[] | undefined;
+  for (let i = 0; i < size; i++) {
+    if (!Number.isFinite(data[i])) {
+      finite = [];
+      for (let j = 0; j < size; j++) if (Number.isFinite(data[j])) finite.push(j);
+      break;
+    }
+  }
+  const n = finite ? finite.length : size;
+  const at = (k: number): number => (finite ? finite[k] : k);
+  if (n <= count) return Array.from({ length: n }, (_, k) => at(k));
   const chosen = new Set<number>();
-  while (chosen.size < count) chosen.add(random.int(size));
+  while (chosen.size < count) chosen.add(at(random.int(n)));
   return [...chosen].sort((a, b) => a - b);
 }
 

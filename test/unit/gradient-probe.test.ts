@@ -439,6 +439,15 @@ describe("gradient checking", () => {
     assert.ok(rep.layers[0].activation && rep.layers[0].activation.std > 0);
   });
 
+  it("checks only the finite elements of a float initializer holding -inf (an attention mask)", async () => {
+    const g = graph([node("Add", ["x", "mask"], ["s"]), node("Softmax", ["s"], ["y"], [attr("axis", -1)])], [floatTensor("mask", [4], [0, -Infinity, 0.5, -Infinity])]);
+    const x = Float32Array.from({ length: 8 }, (_, i) => Math.sin(i + 1));
+    const res = await gradcheck(loadModel("mask.onnx", { bytes: modelBytes(g, 13) }), { feeds: { x: { dtype: "float32", dims: [2, 4], data: x } }, samples: Infinity, seed: 1 });
+    const mask = res.checks.find((c) => c.tensor === "mask")!;
+    assert.deepEqual([mask.checked, mask.grade], [2, "good"]);
+    assert.ok(res.warnings.some((w) => /^Only the finite elements of mask were checked/.test(w)), res.warnings.join("\n"));
+  });
+
   it("falls back to float32 for ops without double kernels and skips running statistics", async () => {
     const res = await checkGradients(join(GRADIENTS, "cnn_pool_bn.onnx"), { samples: 4 });
     assert.equal(res.precision, "float32");
