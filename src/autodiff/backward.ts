@@ -1,6 +1,7 @@
 import { isFloat, type DType } from "../onnx/dtype";
 import { defaultOpset, type GraphNode, type Model } from "../onnx/model";
 import { capturedInputs, topologicalOrder } from "../onnx/order";
+import { sharedParameterCopies } from "../graph/shared-weights";
 import type { FloatType, GradEmitter } from "./emit";
 import { VJP_RULES, VjpUnsupported, type VjpArgs } from "./rules";
 import type { TensorInfo } from "./shapes";
@@ -52,10 +53,13 @@ export const MIN_OPSET = 8;
  * constant: each copy is its own parameter. PyTorch's exporter merges parameters of equal value
  * (the weights of every fresh BatchNorm of one width) into one initializer read through Identity
  * copies; per layer, torch's gradient is the copy's own. Gradient checking leaves this off, since
- * a finite difference of the shared initializer moves every copy.
+ * a finite difference of the shared initializer moves every copy. Copies that are reuses of one
+ * parameter (a module called several times, see {@link sharedParameterCopies}) pass the gradient
+ * back, so the shared constant's gradient is the sum over its uses, as in torch.
  */
 export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, seeds: ReadonlyMap<string, string>, targets: readonly string[], options: { identityCopiesAreParameters?: boolean } = {}): Backward {
   const opset = defaultOpset(model);
+  const reuses = options.identityCopiesAreParameters ? sharedParameterCopies(model) : new Map<string, string>();
   const dtype = (t: string): DType | undefined => info.dtypes.get(t);
   const isFloatTensor = (t: string): boolean => !!t && isFloat(dtype(t) ?? "unsupported");
 
@@ -155,7 +159,7 @@ export function buildBackward(model: Model, info: TensorInfo, e: GradEmitter, se
     }
     const gy = n.outputs.map((o) => (active(o) ? total(o) : undefined));
     if (gy.every((g) => g === undefined)) continue;
-    if (options.identityCopiesAreParameters && n.opType === "Identity" && model.constants.has(n.inputs[0])) continue;
+    if (options.identityCopiesAreParameters && n.opType === "Identity" && model.constants.has(n.inputs[0]) && !reuses.has(n.outputs[0])) continue;
     const rule = n.domain === "" || n.domain === "ai.onnx" ? VJP_RULES[n.opType] : undefined;
     const captured = activeInputs.filter((x) => !n.inputs.includes(x));
     if (!rule || captured.length) {

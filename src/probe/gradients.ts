@@ -5,6 +5,7 @@ import { buildGradientGraph, type GradientGraph } from "../autodiff/graph";
 import { lossDefinition, TargetFeeder, type LossName, type ProbabilityOutput } from "../autodiff/loss";
 import { probeTensorInfo, type TensorInfo } from "../autodiff/shapes";
 import type { Layer } from "../graph/layers";
+import { sharedParameterCopies } from "../graph/shared-weights";
 import type { GraphAdditions } from "../instrument/stats-graph";
 import { oneLine } from "../onnx/errors";
 import type { Finding, GradientCoverageReport, LayerReport } from "../report/types";
@@ -95,7 +96,7 @@ export class GradientProbe implements ProbeExtension {
   private readonly lossOutputs: readonly string[];
   private readonly probabilities: ProbabilityOutput | undefined;
 
-  private constructor(layers: readonly Layer[], info: TensorInfo, plan: ProbePlan, labels: HostTensor | undefined, private readonly labelsName: string | undefined, gg: GradientGraph) {
+  private constructor(layers: readonly Layer[], info: TensorInfo, plan: ProbePlan, labels: HostTensor | undefined, private readonly labelsName: string | undefined, gg: GradientGraph, parameterOf: (weight: string) => string) {
     this.lossName = gg.loss.name;
     this.unsupported = gg.backward.unsupported;
     this.zeroCuts = gg.backward.zeroCuts;
@@ -115,7 +116,8 @@ export class GradientProbe implements ProbeExtension {
       let weight: LayerTaps["weight"];
       const w = layer.weight;
       if (w && (w.dtype === "float32" || w.dtype === "float64")) {
-        const g = gg.backward.grad(w.name);
+        // A weight read through a copy of a shared parameter reports the parameter's gradient (the sum over its uses), as torch does.
+        const g = gg.backward.grad(parameterOf(w.name));
         const s = stat(g, w.name, false);
         const layout = layer.units ?? (layer.kind === "norm" ? { outer: 1, units: w.size, inner: 1 } : undefined);
         weight = s && layout && layout.outer * layout.units * layout.inner === w.size && typeof g === "string"
@@ -139,9 +141,11 @@ export class GradientProbe implements ProbeExtension {
     const labels = options.labelsFile ? readLabelsFile(options.labelsFile, options.loss, plan.fileRows) : undefined;
     const visible = layers.filter((l) => l.scope === "" || options.scopes?.has(l.scope));
     const info = await probeTensorInfo(model, plan.feeds(0), options.intraOpThreads);
-    const targets = [...new Set(visible.flatMap((l) => [l.output, ...(l.weight ? [l.weight.name] : [])]))];
+    const reuses = sharedParameterCopies(model);
+    const parameterOf = (weight: string): string => reuses.get(weight) ?? weight;
+    const targets = [...new Set(visible.flatMap((l) => [l.output, ...(l.weight ? [parameterOf(l.weight.name)] : [])]))];
     const gg = buildGradientGraph(model, info, options.loss, targets, { withTargets: options.loss === "mse" && !!labels, identityCopiesAreParameters: true });
-    return new GradientProbe(visible, info, plan, labels, options.labelsFile ? basename(options.labelsFile) : undefined, gg);
+    return new GradientProbe(visible, info, plan, labels, options.labelsFile ? basename(options.labelsFile) : undefined, gg, parameterOf);
   }
 
   /** Whether batch b has the shapes the backward graph was built for (a short last batch of user data has not). */

@@ -223,6 +223,31 @@ describe("what gradient checking counts as a parameter", () => {
     merged.forEach((g, i) => assert.ok(g > 0 && Math.abs(g - separate[i]) <= 1e-6 * separate[i], `bn${i + 1}: merged ${g}, separate ${separate[i]}`));
   });
 
+  it("a module called three times reports its parameter's gradient summed over the calls (as torch), equal weights of distinct modules stay separate", async () => {
+    const w = randn(16, 0.6);
+    // torch 1.13 reads a parameter that several calls share through anonymous Identity copies, and
+    // names the k-th call's nodes /shared_k/; it reads equal parameters of distinct modules the same way.
+    const chain = (scopes: string[], reads: "copies" | "root" | "separate"): string => {
+      const weightOf = (i: number): string => (i === 0 || reads === "root" ? "onnx::MatMul_1" : reads === "copies" ? `onnx::MatMul_${i + 1}` : `w${i}`);
+      const copies = reads === "copies" ? [1, 2].map((i) => node("Identity", ["onnx::MatMul_1"], [weightOf(i)], [], `Identity_${i}`)) : [];
+      const inits = reads === "separate" ? [1, 2].map((i) => floatTensor(weightOf(i), [4, 4], w)) : [];
+      const layers = scopes.flatMap((scope, i) => [node("MatMul", [i ? `t${i - 1}` : "x", weightOf(i)], [`h${i}`], [], `/${scope}/MatMul`), node("Tanh", [`h${i}`], [i === 2 ? "y" : `t${i}`], [], `/Tanh_${i}`)]);
+      const g = graph([...copies, ...layers], [floatTensor("onnx::MatMul_1", [4, 4], w), ...inits], [valueInfo("x", ["batch", 4])], [valueInfo("y", ["batch", 4])]);
+      const path = join(mkdtempSync(join(tmpdir(), "shared-")), `${scopes[1]}-${reads}.onnx`);
+      writeFileSync(path, modelBytes(g, 17));
+      return path;
+    };
+    const grads = async (path: string): Promise<number[]> => (await analyze(path, { batchSize: 4, batches: 1, seed: 5, loss: "mse" })).layers.map((l) => l.weight?.gradient?.l2 ?? NaN);
+    const shared = ["shared", "shared_1", "shared_2"];
+    const [sharedCopies, sharedDirect] = [await grads(chain(shared, "copies")), await grads(chain(shared, "root"))];
+    assert.equal(sharedCopies.length, 3);
+    sharedCopies.forEach((g, i) => assert.ok(g > 0 && Math.abs(g - sharedDirect[0]) <= 1e-6 * g, `call ${i + 1}: ${g}, the shared parameter's ${sharedDirect[0]}`));
+    const distinct = ["l1", "fc_1", "fc_2"];
+    const [distinctCopies, separate] = [await grads(chain(distinct, "copies")), await grads(chain(distinct, "separate"))];
+    distinctCopies.forEach((g, i) => assert.ok(g > 0 && Math.abs(g - separate[i]) <= 1e-6 * g, `layer ${i + 1}: merged ${g}, separate ${separate[i]}`));
+    assert.ok(Math.abs(separate[0] - sharedDirect[0]) > 1e-3 * separate[0], "one call's gradient differs from the sum");
+  });
+
   it("steps relative to the value for elements above 1, so a float32 scale of 2^20 still moves the loss", async () => {
     // y = log(1 + s * x^2) with s = 2^20, as Silero scales its spectrogram magnitude: 2^20 + 1e-3 rounds to 2^20 in float32.
     const g = graph([node("Mul", ["x", "x"], ["x2"]), node("Mul", ["x2", "s"], ["sx"]), node("Add", ["sx", "one"], ["a"]), node("Log", ["a"], ["y"])],
