@@ -5,6 +5,7 @@ import type { Model } from "../onnx/model";
 import type { FitReport, FitSetReport } from "../report/types";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
 import { asInputType, numericValues, readNpzFile } from "./npy";
+import { fileBatchAxes, sliceAlong } from "./inputs";
 
 /** Names under which an .npz may hold the labels. */
 export const LABEL_KEYS = ["labels", "label", "y", "target", "targets"];
@@ -27,6 +28,8 @@ export interface FitOptions {
 
 interface LabelledSet {
   feeds: Map<string, HostTensor>;
+  /** Each input's batch axis (-1: fed whole), see {@link fileBatchAxes}. */
+  axes: Map<string, number>;
   labels: HostTensor;
   labelKey: string;
   rows: number;
@@ -52,16 +55,12 @@ function readSet(file: string, model: Model, option: string): LabelledSet {
   if (bad !== undefined) throw new DoctorError("probe.input", `${label}: "${labelKey}" holds ${bad}; labels and targets must be finite numbers`);
   const labels: HostTensor = { dtype: raw.dtype === "float16" ? "float64" : raw.dtype, dims: raw.dims, data: values };
   const rows = labels.dims[0] ?? 1;
+  const axes = fileBatchAxes(model.inputs, feeds);
   for (const [name, t] of feeds) {
-    if ((t.dims[0] ?? 1) !== rows) throw new DoctorError("probe.input", `${label}: "${name}" has ${t.dims[0]} rows but "${labelKey}" has ${rows}`);
+    const axis = axes.get(name)!;
+    if (axis >= 0 && (t.dims[axis] ?? 1) !== rows) throw new DoctorError("probe.input", `${label}: "${name}" has ${t.dims[axis]} rows${axis ? ` on its batch axis ${axis}` : ""} but "${labelKey}" has ${rows}`);
   }
-  return { feeds, labels, labelKey, rows };
-}
-
-function rowsOf(t: HostTensor, start: number, count: number): HostTensor {
-  const rowSize = t.dims.slice(1).reduce((a, b) => a * b, 1);
-  const end = Math.min(t.dims[0] ?? 1, start + count);
-  return { dtype: t.dtype, dims: [end - start, ...t.dims.slice(1)], data: t.data.subarray(start * rowSize, end * rowSize) as HostTensor["data"] };
+  return { feeds, axes, labels, labelKey, rows };
 }
 
 /** Runs the model on every row of a set and returns its first output, concatenated, as float64. */
@@ -71,7 +70,7 @@ async function predict(session: RuntimeSession, model: Model, set: LabelledSet, 
   let width = 1;
   for (let start = 0; start < set.rows; start += batchSize) {
     const feeds: Record<string, HostTensor> = {};
-    for (const [name, t] of set.feeds) feeds[name] = rowsOf(t, start, batchSize);
+    for (const [name, t] of set.feeds) feeds[name] = set.axes.get(name)! < 0 ? t : sliceAlong(t, set.axes.get(name)!, start, batchSize);
     const r = (await session.run(feeds, [output]))[output];
     const n = Math.min(batchSize, set.rows - start);
     width = r.dims.length >= 2 ? r.data.length / n : 1;

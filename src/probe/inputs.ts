@@ -87,11 +87,18 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
   const dims: Record<string, { value: number; given: boolean }> = {};
 
   if (fileData) {
-    const first = [...fileData.values()][0];
-    const rows = first.dims[0] ?? 1;
-    const fileSpec = model.inputs.find((s) => fileData.has(s.name));
+    const axes = fileBatchAxes(model.inputs, fileData);
+    const [primary, primaryAxis] = [...axes].find(([, axis]) => axis >= 0)!;
+    const rows = fileData.get(primary)!.dims[primaryAxis] ?? 1;
+    for (const [name, axis] of axes) {
+      const n = fileData.get(name)!.dims[axis];
+      if (axis >= 0 && n !== rows) {
+        throw new DoctorError("probe.input", `${basename(options.inputFile!)}: "${name}" has ${n} rows on its batch axis ${axis} but "${primary}" has ${rows} on axis ${primaryAxis}; every array needs one entry per example`);
+      }
+    }
+    const fileSpec = model.inputs.find((s) => s.name === primary);
     // A model with a fixed batch dimension (mnist's [1,1,28,28]) takes the file's rows that many at a time.
-    const fixed = fileSpec?.shape?.[0];
+    const fixed = fileSpec?.shape?.[primaryAxis];
     notes.push(...fixedBatchNote(typeof fixed === "number" ? fixed : undefined, options.batchSize));
     if (typeof fixed === "number" && fixed > 0) batchSize = fixed;
     const available = Math.max(1, Math.ceil(rows / batchSize));
@@ -99,15 +106,20 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
     const oneBatch = Math.min(batchSize, rows);
     const lastRows = rows - (batches - 1) * batchSize;
     if (batches > 1 && lastRows < batchSize) notes.push(`the file's ${rows} rows make ${batches - 1} batch(es) of ${batchSize} and a last one of ${lastRows}`);
+    for (const axis of new Set([...axes.values()].filter((a) => a > 0))) {
+      const names = [...axes].filter(([, a]) => a === axis).map(([name]) => `"${name}"`);
+      notes.push(`${names.join(", ")} ${names.length > 1 ? "are" : "is"} cut into batches along axis ${axis}, where the model declares the batch dimension`);
+    }
     // Inputs not in the file (--fill states, sample rates) follow the file's rows on their batch
     // axes: Silero's h and c are [2, batch, 64], and a 4-row file needs them at 4, not 8.
-    const batchName = typeof fileSpec?.shape?.[0] === "string" ? fileSpec.shape[0] : undefined;
+    const batchName = typeof fileSpec?.shape?.[primaryAxis] === "string" ? fileSpec.shape[primaryAxis] : undefined;
     const batchAxes = new Map(model.inputs.filter((s) => !fileData.has(s.name)).map((s) => [s.name, (s.shape ?? []).flatMap((d, i) =>
       typeof d === "string" && options.dims?.[d] === undefined && (d === batchName || i === 0 || /batch/i.test(d)) ? [i] : [])]));
     const inputs: InputPlan[] = model.inputs.map((spec) => {
       const t = fileData.get(spec.name);
       // The shape of one batch, as the model sees it, not of the whole file.
-      if (t) return { name: spec.name, dtype: t.dtype, shape: [Math.min(batchSize, t.dims[0] ?? 1), ...t.dims.slice(1)], source: "file" };
+      const axis = axes.get(spec.name) ?? -1;
+      if (t) return { name: spec.name, dtype: t.dtype, shape: t.dims.map((d, i) => (i === axis ? Math.min(batchSize, d) : d)), source: "file" };
       const shape = resolveShape(spec, oneBatch, options.dims ?? {}, dims);
       return { name: spec.name, dtype: spec.dtype, shape, source: options.fill?.[spec.name] !== undefined ? "fill" : "synthetic-ones" };
     });
@@ -119,11 +131,12 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
         for (const plan of inputs) {
           const t = fileData.get(plan.name);
           if (t) {
-            feeds[plan.name] = sliceRows(t, b * batchSize, batchSize);
+            const axis = axes.get(plan.name)!;
+            feeds[plan.name] = axis < 0 ? t : sliceAlong(t, axis, b * batchSize, batchSize);
             continue;
           }
-          const axes = batchAxes.get(plan.name) ?? [];
-          const sized = axes.length && rowsOfBatch !== oneBatch ? { ...plan, shape: plan.shape.map((d, i) => (axes.includes(i) ? rowsOfBatch : d)) } : plan;
+          const filled = batchAxes.get(plan.name) ?? [];
+          const sized = filled.length && rowsOfBatch !== oneBatch ? { ...plan, shape: plan.shape.map((d, i) => (filled.includes(i) ? rowsOfBatch : d)) } : plan;
           feeds[plan.name] = synthetic(sized, new Random(seed + b), options.fill, index);
         }
         return feeds;
@@ -224,10 +237,38 @@ function readInputFile(file: string, specs: readonly ValueSpec[], notes: string[
   return data;
 }
 
-/** Rows [start, start+count) of a tensor along axis 0 (clamped to what exists). */
-function sliceRows(t: HostTensor, start: number, count: number): HostTensor {
-  const rows = t.dims[0] ?? 1;
-  const end = Math.min(rows, start + count);
-  const rowSize = t.dims.slice(1).reduce((a, b) => a * b, 1);
-  return { dtype: t.dtype, dims: [end - start, ...t.dims.slice(1)], data: t.data.subarray(start * rowSize, end * rowSize) as HostTensor["data"] };
+/**
+ * The axis of each `--input` array that holds the examples, or -1 for an array fed whole to every
+ * batch. The batch is the symbolic dimension named like "batch" in a file input's declared shape,
+ * else the first file input's axis 0; an array is cut where its declared shape has that dimension,
+ * so time-major sequences [T, batch, F] and recurrent states [layers, batch, H] are cut on axis 1.
+ * An array other than the first whose declared shape is all fixed and equal to its own (a [2, 1, 64]
+ * state) is fed whole; anything else is cut on axis 0.
+ */
+export function fileBatchAxes(specs: readonly ValueSpec[], arrays: ReadonlyMap<string, HostTensor>): Map<string, number> {
+  const inFile = specs.filter((s) => arrays.has(s.name));
+  const batchName = inFile.flatMap((s) => s.shape ?? []).find((d): d is string => typeof d === "string" && /batch/i.test(d))
+    ?? (typeof inFile[0]?.shape?.[0] === "string" ? inFile[0].shape[0] : undefined);
+  return new Map(inFile.map((spec, k) => {
+    const shape = spec.shape ?? [];
+    const dims = arrays.get(spec.name)!.dims;
+    const named = batchName === undefined ? -1 : shape.indexOf(batchName);
+    if (named >= 0) return [spec.name, named];
+    const fedWhole = k > 0 && shape.length === dims.length && shape.every((d, i) => d === dims[i]);
+    return [spec.name, fedWhole ? -1 : 0];
+  }));
+}
+
+/** Entries [start, start+count) of a tensor along `axis` (clamped to what exists); a view on axis 0, a copy otherwise. */
+export function sliceAlong(t: HostTensor, axis: number, start: number, count: number): HostTensor {
+  const n = t.dims[axis] ?? 1;
+  const end = Math.min(n, start + count);
+  const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = t.dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const dims = t.dims.map((d, i) => (i === axis ? end - start : d));
+  type Data = HostTensor["data"];
+  if (outer === 1) return { dtype: t.dtype, dims, data: t.data.subarray(start * inner, end * inner) as Data };
+  const data = new (t.data.constructor as new (length: number) => Data)(outer * (end - start) * inner);
+  for (let o = 0; o < outer; o++) (data as Float32Array).set((t.data as Float32Array).subarray((o * n + start) * inner, (o * n + end) * inner), o * (end - start) * inner);
+  return { dtype: t.dtype, dims, data };
 }

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { zipSync } from "fflate";
 import { buildBackward } from "../../src/autodiff/backward";
 import { GradEmitter } from "../../src/autodiff/emit";
 import { checkGradients, gradcheck, grade, trainingDropout } from "../../src/autodiff/gradcheck";
@@ -363,6 +364,34 @@ describe("gradient probe", () => {
     assert.deepEqual([0, 1].map((b) => plan.feeds(b).h.dims), [[2, 2, 3], [2, 1, 3]]);
     const few = await analyze(path, { inputFile: data, fill: { h: 0 } });
     assert.deepEqual([few.probe.batchSize, few.probe.batches, few.probe.error], [3, 1, undefined]);
+  });
+
+  it("cuts each --input array along the axis its declared shape names the batch, and feeds fixed-shape arrays whole", async () => {
+    // x: time-major [3, batch, 4]; h: a state [2, batch, 4]; t: a fixed [2, 4] table. y = (x + mean_0(h)) W + mean(t).
+    const g = graph([node("ReduceMean", ["h"], ["hm"], [attr("axes", [0])]), node("Add", ["x", "hm"], ["s"]), node("MatMul", ["s", "W"], ["sw"], [], "/fc/MatMul"),
+      node("ReduceMean", ["t"], ["tm"], [attr("keepdims", 0)]), node("Add", ["sw", "tm"], ["y"])],
+    [floatTensor("W", [4, 4], Array.from({ length: 16 }, (_, i) => Math.cos(i)))],
+    [valueInfo("x", ["seq", "batch", 4]), valueInfo("h", [2, "batch", 4]), valueInfo("t", [2, 4])], [valueInfo("y", ["seq", "batch", 4])]);
+    const path = join(tmp, "time-major.onnx");
+    writeFileSync(path, modelBytes(g, 17));
+    const value = (i: number): number => Math.sin(i * 0.37);
+    const x = Float32Array.from({ length: 3 * 10 * 4 }, (_, i) => value(i));
+    const h = Float32Array.from({ length: 2 * 10 * 4 }, (_, i) => value(i + 500));
+    const data = join(tmp, "time-major.npz");
+    writeFileSync(data, zipSync({ "x.npy": npyBytes("<f4", [3, 10, 4], x), "h.npy": npyBytes("<f4", [2, 10, 4], h), "t.npy": npyBytes("<f4", [2, 4], Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8])) }));
+    const plan = planProbe(loadModel(path), { inputFile: data, batchSize: 4 });
+    assert.deepEqual([plan.fileRows, plan.batches, plan.inputs.map((i) => i.shape)], [10, 3, [[3, 4, 4], [2, 4, 4], [2, 4]]]);
+    // Batch 1 holds examples 4..7: x[:, 4:8, :] by hand.
+    const second = plan.feeds(1);
+    const expected = [0, 1, 2].flatMap((t) => Array.from(x.subarray((t * 10 + 4) * 4, (t * 10 + 8) * 4)));
+    assert.deepEqual([second.x.dims, Array.from(second.x.data as Float32Array)], [[3, 4, 4], expected]);
+    assert.deepEqual([plan.feeds(2).h.dims, second.t.dims], [[2, 2, 4], [2, 4]]);
+    assert.deepEqual(plan.notes, ["the file's 10 rows make 2 batch(es) of 4 and a last one of 2", '"x", "h" are cut into batches along axis 1, where the model declares the batch dimension']);
+    const rep = await analyze(path, { inputFile: data, batchSize: 4 });
+    assert.deepEqual([rep.probe.error, rep.probe.batches], [undefined, 3]);
+    // Rows that disagree on the batch axis are refused by name.
+    writeFileSync(data, zipSync({ "x.npy": npyBytes("<f4", [3, 10, 4], x), "h.npy": npyBytes("<f4", [2, 8, 4], h.subarray(0, 64)), "t.npy": npyBytes("<f4", [2, 4], Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8])) }));
+    assert.throws(() => planProbe(loadModel(path), { inputFile: data }), /time-major\.npz: "h" has 8 rows on its batch axis 1 but "x" has 10 on axis 1/);
   });
 
   it("keeps the forward probe when an optional extension's graph cannot be built", async () => {
