@@ -87,6 +87,7 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
   const dims: Record<string, { value: number; given: boolean }> = {};
 
   if (fileData) {
+    for (const [name, t] of fileData) checkIds(name, t, embeddingSize(name, index), basename(options.inputFile!));
     const axes = fileBatchAxes(model.inputs, fileData);
     const [primary, primaryAxis] = [...axes].find(([, axis]) => axis >= 0)!;
     const rows = fileData.get(primary)!.dims[primaryAxis] ?? 1;
@@ -188,6 +189,17 @@ function embeddingSize(input: string, index: GraphIndex): number | undefined {
     }
   }
   return undefined;
+}
+
+/** Token ids outside an embedding table are the data's fault, not the model's: say so before onnxruntime's Gather fails. */
+function checkIds(name: string, t: HostTensor, vocab: number | undefined, label: string): void {
+  if (vocab === undefined || !(t.data instanceof BigInt64Array || t.data instanceof Int32Array)) return;
+  for (let i = 0; i < t.data.length; i++) {
+    const id = Number(t.data[i]);
+    if (id < -vocab || id >= vocab) {
+      throw new DoctorError("probe.input", `${label}: "${name}" holds id ${id} (element ${i}), outside the embedding table it indexes (${vocab} rows, ids 0..${vocab - 1})`);
+    }
+  }
 }
 
 /** Elements one synthetic input may have (1 GiB of float32): more is a typo, not a probe. */

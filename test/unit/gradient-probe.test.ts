@@ -367,25 +367,25 @@ describe("gradient probe", () => {
   });
 
   it("cuts each --input array along the axis its declared shape names the batch, and feeds fixed-shape arrays whole", async () => {
-    // x: time-major [3, batch, 4]; h: a state [2, batch, 4]; t: a fixed [2, 4] table. y = (x + mean_0(h)) W + mean(t).
+    // x: time-major [3, batch, 4]; h: a state [2, batch, 4]; t: a fixed [2, 4] table; k: a scalar. y = ((x + mean_0(h)) W + mean(t)) k.
     const g = graph([node("ReduceMean", ["h"], ["hm"], [attr("axes", [0])]), node("Add", ["x", "hm"], ["s"]), node("MatMul", ["s", "W"], ["sw"], [], "/fc/MatMul"),
-      node("ReduceMean", ["t"], ["tm"], [attr("keepdims", 0)]), node("Add", ["sw", "tm"], ["y"])],
+      node("ReduceMean", ["t"], ["tm"], [attr("keepdims", 0)]), node("Add", ["sw", "tm"], ["y0"]), node("Mul", ["y0", "k"], ["y"])],
     [floatTensor("W", [4, 4], Array.from({ length: 16 }, (_, i) => Math.cos(i)))],
-    [valueInfo("x", ["seq", "batch", 4]), valueInfo("h", [2, "batch", 4]), valueInfo("t", [2, 4])], [valueInfo("y", ["seq", "batch", 4])]);
+    [valueInfo("x", ["seq", "batch", 4]), valueInfo("h", [2, "batch", 4]), valueInfo("t", [2, 4]), valueInfo("k", [])], [valueInfo("y", ["seq", "batch", 4])]);
     const path = join(tmp, "time-major.onnx");
     writeFileSync(path, modelBytes(g, 17));
     const value = (i: number): number => Math.sin(i * 0.37);
     const x = Float32Array.from({ length: 3 * 10 * 4 }, (_, i) => value(i));
     const h = Float32Array.from({ length: 2 * 10 * 4 }, (_, i) => value(i + 500));
     const data = join(tmp, "time-major.npz");
-    writeFileSync(data, zipSync({ "x.npy": npyBytes("<f4", [3, 10, 4], x), "h.npy": npyBytes("<f4", [2, 10, 4], h), "t.npy": npyBytes("<f4", [2, 4], Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8])) }));
+    writeFileSync(data, zipSync({ "x.npy": npyBytes("<f4", [3, 10, 4], x), "h.npy": npyBytes("<f4", [2, 10, 4], h), "t.npy": npyBytes("<f4", [2, 4], Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8])), "k.npy": npyBytes("<f4", [], Float32Array.from([0.5])) }));
     const plan = planProbe(loadModel(path), { inputFile: data, batchSize: 4 });
-    assert.deepEqual([plan.fileRows, plan.batches, plan.inputs.map((i) => i.shape)], [10, 3, [[3, 4, 4], [2, 4, 4], [2, 4]]]);
+    assert.deepEqual([plan.fileRows, plan.batches, plan.inputs.map((i) => i.shape)], [10, 3, [[3, 4, 4], [2, 4, 4], [2, 4], []]]);
     // Batch 1 holds examples 4..7: x[:, 4:8, :] by hand.
     const second = plan.feeds(1);
     const expected = [0, 1, 2].flatMap((t) => Array.from(x.subarray((t * 10 + 4) * 4, (t * 10 + 8) * 4)));
     assert.deepEqual([second.x.dims, Array.from(second.x.data as Float32Array)], [[3, 4, 4], expected]);
-    assert.deepEqual([plan.feeds(2).h.dims, second.t.dims], [[2, 2, 4], [2, 4]]);
+    assert.deepEqual([plan.feeds(2).h.dims, second.t.dims, second.k.dims], [[2, 2, 4], [2, 4], []]);
     assert.deepEqual(plan.notes, ["the file's 10 rows make 2 batch(es) of 4 and a last one of 2", '"x", "h" are cut into batches along axis 1, where the model declares the batch dimension']);
     const rep = await analyze(path, { inputFile: data, batchSize: 4 });
     assert.deepEqual([rep.probe.error, rep.probe.batches], [undefined, 3]);

@@ -345,6 +345,14 @@ describe("a second round of hostile inputs", () => {
     }
   });
 
+  it("token ids outside the embedding table are refused as bad probe data, by name and value, not blamed on the model", () => {
+    const ids = join(tmp(), "ids.npy");
+    writeFileSync(ids, npyBytes("<i8", [2, 8], BigInt64Array.from({ length: 16 }, (_, i) => BigInt(i === 11 ? 50 : i))));
+    const p = cli("analyze", join(GRADIENTS, "transformer_postnorm.onnx"), "--input", ids);
+    assert.equal(p.status, 2, p.stderr);
+    assert.equal(p.stderr, 'onnx-doctor: probe.input: ids.npy: "input" holds id 50 (element 11), outside the embedding table it indexes (50 rows, ids 0..49)\n');
+  });
+
   it("two outputs that alias one scalar do not cancel the random loss", async () => {
     const g = graph([node("ReduceSum", ["h"], ["y"], [attr("keepdims", 0)]), node("Identity", ["y"], ["y_copy"]), node("MatMul", ["x", "W"], ["h"])],
       [floatTensor("W", [4, 3], [0.5, -1, 0.25, 1, 0.5, -0.5, -0.25, 1, 0.75, 0.1, 0.2, 0.3])], [valueInfo("x", ["batch", 4])], [valueInfo("y", []), valueInfo("y_copy", [])]);
