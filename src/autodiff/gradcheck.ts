@@ -161,6 +161,10 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
   if (prepared.lowPrecision.length) {
     warnings.push(`Not checked: ${prepared.lowPrecision.join(", ")} (stored in float16/bfloat16: a step small enough for a finite difference is below their resolution); their layers' inputs and the float32 weights are checked.`);
   }
+  if (prepared.filled.length) {
+    const names = prepared.filled;
+    warnings.push(`Not checked: ${names.length} layer weight or bias tensor(s) that ConstantOfShape fills with a single value (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", ..." : ""}): the file holds no trained values for them (a model published without its weights), so they are part of the function here, not parameters.`);
+  }
   if (prepared.shared.length) {
     warnings.push(`Not checked: ${prepared.shared.join(", ")} also feed BatchNorm running statistics, directly or through Identity copies (the exporter merged tensors of equal value, e.g. fresh weights of ones and running variances of ones), so a finite difference would move the statistics too, which have no gradient (as in torch).`);
   }
@@ -347,6 +351,8 @@ interface Prepared {
   shared: string[];
   /** Layer weights stored in float16/bfloat16, which are not checked. */
   lowPrecision: string[];
+  /** Layer weights that ConstantOfShape fills with one value, which are not checked. */
+  filled: string[];
   unsupported: readonly UnsupportedOp[];
 }
 
@@ -358,6 +364,7 @@ async function prepare(model: Model, precision: FloatType, options: GradcheckOpt
   const isFloat = (t: string): boolean => ["float32", "float64"].includes(model.constants.get(t)?.dtype ?? "");
   const constantWeights = new Set(roots.filter((t) => producer.get(t)?.opType === "Constant" && isFloat(t)));
   const lowPrecision = [...new Set(roots.filter((t) => ["float16", "bfloat16"].includes(model.constants.get(t)?.dtype ?? "")))];
+  const filled = roots.filter((t) => producer.get(t)?.opType === "ConstantOfShape");
   const { bytes, params: paramValues } = checkableModel(model, precision, constantWeights);
   const checkModel = loadModel(model.path, { bytes });
   const feeds: Record<string, HostTensor> = {};
@@ -409,7 +416,7 @@ async function prepare(model: Model, precision: FloatType, options: GradcheckOpt
     throw err;
   }
   for (const [name, t] of jitter) feeds[name] = t;
-  return { gradSession, lossSession, feeds, jitter, grads, lossValue: emitted.value, lossScale, lossOutputs: emitted.outputs, probabilities: emitted.probabilities, params, held, shared, lowPrecision, unsupported: backward.unsupported };
+  return { gradSession, lossSession, feeds, jitter, grads, lossValue: emitted.value, lossScale, lossOutputs: emitted.outputs, probabilities: emitted.probabilities, params, held, shared, lowPrecision, filled, unsupported: backward.unsupported };
 }
 
 /** Tensors of the main graph from which a path of float tensors leads to a model output. */

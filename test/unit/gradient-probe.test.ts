@@ -477,6 +477,16 @@ describe("gradient checking", () => {
     assert.ok(res.warnings.some((w) => /^Only the finite elements of mask were checked/.test(w)), res.warnings.join("\n"));
   });
 
+  it("leaves out layer weights that ConstantOfShape fills with one value (a model published without weights) and says so", async () => {
+    // x W1 -> Tanh -> W2, W1 filled by ConstantOfShape(0.02) as in light_resnet50, W2 a real initializer.
+    const shape = rawTensor("shape", DT.INT64, [2], new Uint8Array(BigInt64Array.from([4n, 3n]).buffer));
+    const g = graph([node("ConstantOfShape", ["shape"], ["W1"], [attr("value", floatTensor("", [1], [0.02]))]), node("MatMul", ["x", "W1"], ["h"]), node("Tanh", ["h"], ["t"]), node("MatMul", ["t", "W2"], ["y"])],
+      [shape, floatTensor("W2", [3, 2], [0.5, -0.3, 0.2, 0.8, -0.6, 0.1])], [valueInfo("x", ["batch", 4])], [valueInfo("y", ["batch", 2])]);
+    const res = await gradcheck(loadModel("filled.onnx", { bytes: modelBytes(g, 13) }), { feeds: { x: { dtype: "float32", dims: [2, 4], data: Float32Array.from({ length: 8 }, (_, i) => Math.cos(i)) } }, samples: Infinity, seed: 1 });
+    assert.deepEqual(res.checks.map((c) => `${c.tensor} ${c.grade}`), ["W2 good", "x good"]);
+    assert.ok(res.warnings.some((w) => /^Not checked: 1 layer weight or bias tensor\(s\) that ConstantOfShape fills with a single value \(W1\)/.test(w)), res.warnings.join("\n"));
+  });
+
   it("falls back to float32 for ops without double kernels and skips running statistics", async () => {
     const res = await checkGradients(join(GRADIENTS, "cnn_pool_bn.onnx"), { samples: 4 });
     assert.equal(res.precision, "float32");
