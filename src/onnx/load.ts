@@ -365,12 +365,18 @@ class TensorReader {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw new DoctorError("model.invalid", `tensor ${name} has an invalid external data offset "${info.get("offset")}" or length "${info.get("length")}"`);
     }
-    let fileSize: number;
+    let stat: ReturnType<typeof statSync>;
     try {
-      fileSize = statSync(file).size;
+      stat = statSync(file);
     } catch {
       throw new DoctorError("model.invalid", `external data file "${location}" for tensor ${name} is missing next to the model`);
     }
+    // Opening a FIFO blocks until someone writes to it, and a directory or device is no data file.
+    if (!stat.isFile()) {
+      const kind = stat.isDirectory() ? "a directory" : stat.isFIFO() ? "a FIFO" : stat.isSocket() ? "a socket" : "a device";
+      throw new DoctorError("model.invalid", `external data location "${location}" of tensor ${name} is ${kind}, not a regular file; refused`);
+    }
+    const fileSize = stat.size;
     if (offset + length > fileSize || length < need) {
       throw new DoctorError("model.invalid", `external data for tensor ${name} needs bytes ${offset}..${offset + need} of "${location}", which has ${fileSize}`);
     }

@@ -3,7 +3,7 @@
 // overflows and deep graphs.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -165,6 +165,23 @@ describe("data files", () => {
       const p = cli(...args);
       assert.equal(p.status, 2, `${args.join(" ")}: ${p.signal ?? ""} ${p.stderr}`);
       assert.match(p.stderr, new RegExp(`^onnx-doctor: probe\\.input: ${pattern.source}[^\\n]*\\n$`), args.join(" "));
+    }
+  });
+
+  it("external data that is a FIFO or a directory is refused by name (opening a FIFO would block forever), --static too", () => {
+    const dir = tmp();
+    assert.equal(spawnSync("mkfifo", [join(dir, "fifo.data")]).status, 0);
+    mkdirSync(join(dir, "sub"));
+    for (const [location, kind] of [["fifo.data", "a FIFO"], ["sub", "a directory"]]) {
+      const g = graph([node("MatMul", ["x", "W"], ["y0"]), node("Add", ["y0", "E"], ["y"])], [floatTensor("W", [4, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]), externalTensor("E", [0, 3], location, 0, 0)],
+        [valueInfo("x", ["N", 4])], [valueInfo("y", ["N", 3])]);
+      const path = join(dir, `${kind.split(" ")[1]}.onnx`);
+      writeFileSync(path, modelBytes(g, 13));
+      for (const extra of [[], ["--static"]]) {
+        const p = cli("analyze", path, ...extra, "--timeout", "20");
+        assert.equal(p.status, 2, `${location} ${extra}: ${p.signal ?? ""} ${p.stderr}`);
+        assert.equal(p.stderr, `onnx-doctor: model.invalid: external data location "${location}" of tensor E is ${kind}, not a regular file; refused\n`);
+      }
     }
   });
 
