@@ -4,6 +4,7 @@ import type { GraphNode } from "../onnx/model";
 import type { InputStatsReport } from "../report/types";
 import { conditionNumber, correlation, CovarianceAccumulator, explainedVarianceRatios, symmetricEigenvalues } from "../stats/linalg";
 import type { ProbePlan } from "./inputs";
+import { numericValues } from "./npy";
 
 /** Covariance and PCA are computed for at most this many features (O(d^2) memory, O(d^3) eigenvalues). */
 export const MAX_COVARIANCE_FEATURES = 256;
@@ -79,10 +80,12 @@ export function describeInputData(plan: ProbePlan, index: GraphIndex, norms: rea
     let samples = 0;
     for (let b = 0; b < plan.batches; b++) {
       const t = plan.feeds(b)[input.name];
-      if (!t) continue;
-      const data = t.data;
+      // An array fed whole to every batch (a fixed table, a scalar) is one example, described once.
+      if (!t || (input.batchAxis === -1 && b > 0)) continue;
+      // float16 arrives as its bits (Uint16Array): decode, or the statistics describe bit patterns.
+      const data = t.dtype === "float16" ? numericValues(t) : t.data;
       const dims = t.dims;
-      samples += dims[0] ?? 1;
+      samples += input.batchAxis === -1 ? 1 : dims[input.batchAxis ?? 0] ?? 1;
       // Element (outer, f, inner): outer over the axes before the feature axis, inner after it.
       const fAxis = layout === "all" ? dims.length : axis;
       const inner = layout === "all" ? 1 : dims.slice(fAxis + 1).reduce((a, x) => a * x, 1);

@@ -1,5 +1,5 @@
 import { basename, extname } from "node:path";
-import type { DType } from "../onnx/dtype";
+import { floatToHalfBits, type DType } from "../onnx/dtype";
 import { DoctorError } from "../onnx/errors";
 import type { Model, ValueSpec } from "../onnx/model";
 import { GraphIndex } from "../graph/index";
@@ -26,6 +26,8 @@ export interface InputPlan {
   readonly dtype: DType;
   readonly shape: readonly number[];
   readonly source: "synthetic-normal" | "synthetic-ids" | "synthetic-ones" | "fill" | "file";
+  /** For file data: the axis cut into batches, -1 for an array fed whole to every batch (see {@link fileBatchAxes}). */
+  readonly batchAxis?: number;
 }
 
 export interface ProbePlan {
@@ -89,7 +91,8 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
   if (fileData) {
     for (const [name, t] of fileData) checkIds(name, t, embeddingSize(name, index), basename(options.inputFile!));
     const axes = fileBatchAxes(model.inputs, fileData);
-    const [primary, primaryAxis] = [...axes].find(([, axis]) => axis >= 0)!;
+    // The first array with a batch axis sets the rows (scalars have none: all scalars make one row).
+    const [primary, primaryAxis] = [...axes].find(([, axis]) => axis >= 0) ?? [[...axes.keys()][0], -1];
     const rows = fileData.get(primary)!.dims[primaryAxis] ?? 1;
     for (const [name, axis] of axes) {
       const n = fileData.get(name)!.dims[axis];
@@ -120,9 +123,11 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
       const t = fileData.get(spec.name);
       // The shape of one batch, as the model sees it, not of the whole file.
       const axis = axes.get(spec.name) ?? -1;
-      if (t) return { name: spec.name, dtype: t.dtype, shape: t.dims.map((d, i) => (i === axis ? Math.min(batchSize, d) : d)), source: "file" };
+      if (t) return { name: spec.name, dtype: t.dtype, shape: t.dims.map((d, i) => (i === axis ? Math.min(batchSize, d) : d)), source: "file", batchAxis: axis };
       const shape = resolveShape(spec, oneBatch, options.dims ?? {}, dims);
-      return { name: spec.name, dtype: spec.dtype, shape, source: options.fill?.[spec.name] !== undefined ? "fill" : "synthetic-ones" };
+      const source = syntheticSource(spec, options.fill, index);
+      if (source !== "fill") notes.push(`${basename(options.inputFile!)} has no array "${spec.name}": it gets ${SYNTHETIC_WORDS[source]}`);
+      return { name: spec.name, dtype: spec.dtype, shape, source };
     });
     return {
       inputs, dims, batchSize: oneBatch, batches, seed, fileRows: rows, notes,
@@ -147,9 +152,7 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
 
   const inputs: InputPlan[] = model.inputs.map((spec) => {
     const shape = resolveShape(spec, batchSize, options.dims ?? {}, dims);
-    const fill = options.fill?.[spec.name];
-    const source = fill !== undefined ? "fill" : spec.dtype.startsWith("float") ? "synthetic-normal" : embeddingSize(spec.name, index) ? "synthetic-ids" : "synthetic-ones";
-    return { name: spec.name, dtype: spec.dtype, shape, source };
+    return { name: spec.name, dtype: spec.dtype, shape, source: syntheticSource(spec, options.fill, index) };
   });
   const fixed = model.inputs[0]?.shape?.[0];
   return {
@@ -164,6 +167,18 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
     },
   };
 }
+
+/** How an input without data is fed: its --fill value, N(0,1) floats, valid ids for an embedding, else ones. */
+function syntheticSource(spec: ValueSpec, fill: Record<string, number> | undefined, index: GraphIndex): InputPlan["source"] {
+  if (fill?.[spec.name] !== undefined) return "fill";
+  return spec.dtype.startsWith("float") ? "synthetic-normal" : embeddingSize(spec.name, index) ? "synthetic-ids" : "synthetic-ones";
+}
+
+const SYNTHETIC_WORDS: Record<string, string> = {
+  "synthetic-normal": "synthetic N(0,1) values (give it in the file, or a constant with --fill)",
+  "synthetic-ids": "random ids of the embedding it indexes (give it in the file, or a constant with --fill)",
+  "synthetic-ones": "ones (give it in the file, or a constant with --fill)",
+};
 
 function fixedBatchNote(fixed: number | undefined, asked: number | undefined): string[] {
   return fixed !== undefined && fixed > 0 && asked !== undefined && asked !== fixed ? [`the model fixes its batch dimension at ${fixed}, so batches have ${fixed} row(s), not --batch-size ${asked}`] : [];
@@ -216,6 +231,7 @@ function synthetic(plan: InputPlan, random: Random, fill: Record<string, number>
   switch (plan.dtype) {
     case "float32": return { dtype: "float32", dims: plan.shape, data: Float32Array.from({ length: count }, value) };
     case "float64": return { dtype: "float64", dims: plan.shape, data: Float64Array.from({ length: count }, value) };
+    case "float16": return { dtype: "float16", dims: plan.shape, data: Uint16Array.from({ length: count }, () => floatToHalfBits(value())) };
     case "int64": return { dtype: "int64", dims: plan.shape, data: BigInt64Array.from({ length: count }, () => BigInt(Math.round(value()))) };
     case "int32": return { dtype: "int32", dims: plan.shape, data: Int32Array.from({ length: count }, () => Math.round(value())) };
     case "bool": return { dtype: "bool", dims: plan.shape, data: Uint8Array.from({ length: count }, () => (value() ? 1 : 0)) };
@@ -252,21 +268,28 @@ function readInputFile(file: string, specs: readonly ValueSpec[], notes: string[
 /**
  * The axis of each `--input` array that holds the examples, or -1 for an array fed whole to every
  * batch. The batch is the symbolic dimension named like "batch" in a file input's declared shape,
+ * else the one symbolic dimension every array with axes shares (x [T, N, F] and h0 [2, N, H]: N),
  * else the first file input's axis 0; an array is cut where its declared shape has that dimension,
  * so time-major sequences [T, batch, F] and recurrent states [layers, batch, H] are cut on axis 1.
- * An array other than the first whose declared shape is all fixed and equal to its own (a [2, 1, 64]
- * state) is fed whole; anything else is cut on axis 0.
+ * A 0-d array (a sample rate) is fed whole, and so is an array after the first one with axes whose
+ * declared shape is all fixed and equal to its own (a [2, 1, 64] state); anything else is cut on axis 0.
  */
 export function fileBatchAxes(specs: readonly ValueSpec[], arrays: ReadonlyMap<string, HostTensor>): Map<string, number> {
   const inFile = specs.filter((s) => arrays.has(s.name));
-  const batchName = inFile.flatMap((s) => s.shape ?? []).find((d): d is string => typeof d === "string" && /batch/i.test(d))
-    ?? (typeof inFile[0]?.shape?.[0] === "string" ? inFile[0].shape[0] : undefined);
+  const names = inFile.map((s) => (s.shape ?? []).filter((d): d is string => typeof d === "string"));
+  const ranked = names.filter((_, k) => arrays.get(inFile[k].name)!.dims.length > 0);
+  // Shared by every array with axes (x [T, N, F], h0 [2, N, H]: N), when there are several.
+  const shared = ranked.length > 1 ? ranked[0].filter((d) => ranked.every((n) => n.includes(d))) : [];
+  const batchName = names.flat().find((d) => /batch/i.test(d))
+    ?? (shared.length === 1 ? shared[0] : undefined)
+    ?? inFile.map((s) => s.shape?.[0]).find((d): d is string => typeof d === "string");
+  const firstRanked = inFile.findIndex((s) => arrays.get(s.name)!.dims.length > 0);
   return new Map(inFile.map((spec, k) => {
     const shape = spec.shape ?? [];
     const dims = arrays.get(spec.name)!.dims;
     const named = batchName === undefined ? -1 : shape.indexOf(batchName);
     if (named >= 0) return [spec.name, named];
-    const fedWhole = k > 0 && shape.length === dims.length && shape.every((d, i) => d === dims[i]);
+    const fedWhole = dims.length === 0 || (k > firstRanked && shape.length === dims.length && shape.every((d, i) => d === dims[i]));
     return [spec.name, fedWhole ? -1 : 0];
   }));
 }

@@ -16,6 +16,7 @@ import { probeTensorInfo } from "../../src/autodiff/shapes";
 import { findLayers } from "../../src/graph/layers";
 import { analyze } from "../../src/index";
 import { ModelProtoSchema } from "../../src/onnx/gen/onnx_pb";
+import { floatToHalfBits } from "../../src/onnx/dtype";
 import { loadModel } from "../../src/onnx/load";
 import { planProbe } from "../../src/probe/inputs";
 import { runProbe } from "../../src/probe/run";
@@ -392,6 +393,44 @@ describe("gradient probe", () => {
     // Rows that disagree on the batch axis are refused by name.
     writeFileSync(data, zipSync({ "x.npy": npyBytes("<f4", [3, 10, 4], x), "h.npy": npyBytes("<f4", [2, 8, 4], h.subarray(0, 64)), "t.npy": npyBytes("<f4", [2, 4], Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8])) }));
     assert.throws(() => planProbe(loadModel(path), { inputFile: data }), /time-major\.npz: "h" has 8 rows on its batch axis 1 but "x" has 10 on axis 1/);
+  });
+
+  it("takes the batch from the dimension every array shares (N), with a scalar listed first, and says which inputs the file lacks", async () => {
+    // Inputs in model order: s (a scalar), x [T, N, 4], h [2, N, 4], z [N, 4] (not in the file). y = (x + mean_0(h)) s + z.
+    const g = graph([node("ReduceMean", ["h"], ["hm"], [attr("axes", [0])]), node("Add", ["x", "hm"], ["a"]), node("Mul", ["a", "s"], ["b"]), node("Add", ["b", "z"], ["y"])], [],
+      [valueInfo("s", []), valueInfo("x", ["T", "N", 4]), valueInfo("h", [2, "N", 4]), valueInfo("z", ["N", 4])], [valueInfo("y", ["T", "N", 4])]);
+    const path = join(tmp, "shared-n.onnx");
+    writeFileSync(path, modelBytes(g, 17));
+    const data = join(tmp, "shared-n.npz");
+    writeFileSync(data, zipSync({ "s.npy": npyBytes("<f4", [], Float32Array.from([2])), "x.npy": npyBytes("<f4", [3, 6, 4], Float32Array.from({ length: 72 }, (_, i) => Math.sin(i))), "h.npy": npyBytes("<f4", [2, 6, 4], Float32Array.from({ length: 48 }, (_, i) => Math.cos(i))) }));
+    const plan = planProbe(loadModel(path), { inputFile: data, batchSize: 4 });
+    assert.deepEqual([plan.fileRows, plan.batches, plan.inputs.map((i) => `${i.name}[${i.shape.join(",")}] ${i.source}`)], [6, 2, ["s[] file", "x[3,4,4] file", "h[2,4,4] file", "z[4,4] synthetic-normal"]]);
+    assert.deepEqual(plan.notes, [
+      "the file's 6 rows make 1 batch(es) of 4 and a last one of 2",
+      '"x", "h" are cut into batches along axis 1, where the model declares the batch dimension',
+      'shared-n.npz has no array "z": it gets synthetic N(0,1) values (give it in the file, or a constant with --fill)',
+    ]);
+    assert.deepEqual(plan.feeds(1).z.dims, [2, 4]);
+    const rep = await analyze(path, { inputFile: data, batchSize: 4 });
+    assert.equal(rep.probe.error, undefined);
+    assert.deepEqual(rep.inputData?.inputs.map((d) => `${d.name} ${d.samples}`), ["s 1", "x 6", "h 6"]);
+  });
+
+  it("feeds float16 inputs: synthetic N(0,1) as half bits, and file statistics from the decoded values", async () => {
+    assert.deepEqual([1, -2.5, 65504, 70000, 2 ** -24, 0.1, 0].map(floatToHalfBits), [0x3c00, 0xc100, 0x7bff, 0x7c00, 0x0001, 0x2e66, 0]);
+    const g = graph([node("Cast", ["x"], ["xf"], [attr("to", DT.FLOAT)]), node("MatMul", ["xf", "W"], ["y"], [], "/fc/MatMul")], [floatTensor("W", [2, 2], [1, 0.5, -0.5, 1])],
+      [valueInfo("x", ["N", 2], DT.FLOAT16)], [valueInfo("y", ["N", 2])]);
+    const path = join(tmp, "half.onnx");
+    writeFileSync(path, modelBytes(g, 17));
+    const synthetic = await analyze(path, { batchSize: 8, batches: 2 });
+    assert.equal(synthetic.probe.error, undefined);
+    assert.ok(Math.abs(synthetic.layers[0].activation!.std - 1.1) < 0.6, `std of x W for x ~ N(0,1): ${synthetic.layers[0].activation!.std}`);
+    // Feature 0 holds 1, 3, 5, 7 (mean 4, std sqrt(5)); feature 1 holds -0.5 (std 0).
+    const file = join(tmp, "half.npy");
+    writeFileSync(file, npyBytes("<f2", [4, 2], Uint16Array.from([1, -0.5, 3, -0.5, 5, -0.5, 7, -0.5].map(floatToHalfBits))));
+    const rep = await analyze(path, { inputFile: file });
+    const stats = rep.inputData!.inputs[0];
+    assert.deepEqual([stats.mean, stats.std.map((v) => Number(v.toFixed(6)))], [[4, -0.5], [Number(Math.sqrt(5).toFixed(6)), 0]]);
   });
 
   it("keeps the forward probe when an optional extension's graph cannot be built", async () => {
