@@ -98,6 +98,9 @@ export interface GradcheckOptions {
   progress?: (fraction: number, message: string) => void;
 }
 
+/** `text` cut at a word boundary within `max` characters, with an ellipsis when cut. */
+const shortened = (text: string, max: number): string => (text.length <= max ? text : `${text.slice(0, text.lastIndexOf(" ", max - 1) > max / 2 ? text.lastIndexOf(" ", max - 1) : max - 1)}…`);
+
 /** Finite-difference runs per checked element: the loss at θ ± ε and at θ ± 2ε. */
 const RUNS_PER_ELEMENT = 4;
 
@@ -127,7 +130,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
   // After inlining, so that a Dropout or random op inside a taken branch counts too.
   const dropout = trainingDropout(model);
   if (dropout.length) {
-    const text = `Dropout runs in training mode (${dropout.slice(0, 3).join(", ")}${dropout.length > 3 ? ", ..." : ""}): every run draws a new random mask, so finite differences compare different functions. Gradient checking cannot be combined with dropout; export in eval mode or set the dropout ratio to 0 first.`;
+    const text = `Dropout runs in training mode (${dropout.slice(0, 3).join(", ")}${dropout.length > 3 ? ", ..." : ""}): every run draws a new random mask, so finite differences compare different functions. Gradient checking cannot be combined with dropout; export in eval mode or set the dropout ratio to 0 first (--allow-dropout checks anyway, expecting noise).`;
     if (!options.allowTrainingDropout) throw new DoctorError("model.unsupported", text);
     warnings.push(text);
   }
@@ -149,7 +152,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
     } catch (e) {
       if (options.precision === "float64") throw e;
       precision = "float32";
-      precisionNote = `float32: the float64 copy does not run (${oneLine(e).slice(0, 160)})`;
+      precisionNote = `float32: the float64 copy does not run (${shortened(oneLine(e), 200)})`;
     }
   }
   if (!prepared) progress(0, "building the backward graph (float32)");

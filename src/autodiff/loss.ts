@@ -166,15 +166,18 @@ export function emitLoss(e: GradEmitter, model: Model, info: TensorInfo, name: L
   }
 }
 
+/** "the logits z" (an output named "logits" is not called "the logits logits"). */
+const logitsOf = (out: string): string => (/logit/i.test(out) ? out : `the logits ${out}`);
+
 /** Human-readable definition of the loss, for the report. */
 export function lossDefinition(name: LossName, outputs: readonly string[], labels?: string, probabilities?: ProbabilityOutput): string {
   const out = outputs.join(", ");
   switch (name) {
     case "ce":
       if (probabilities?.op === "Sigmoid") {
-        return `mean binary cross-entropy of the logits ${out} (the input of the Sigmoid that makes the model output ${probabilities.output}) against ${labels ? `the 0/1 targets in ${labels}` : "random 0/1 targets (seeded)"}: L = mean over elements of softplus(z) - t*z, which is -mean(t log p + (1-t) log(1-p)) with p = sigmoid(z)`;
+        return `mean binary cross-entropy of ${logitsOf(out)} (the input of the Sigmoid that makes the model output ${probabilities.output}) against ${labels ? `the 0/1 targets in ${labels}` : "random 0/1 targets (seeded)"}: L = mean over elements of softplus(z) - t*z, which is -mean(t log p + (1-t) log(1-p)) with p = sigmoid(z)`;
       }
-      return `mean cross-entropy of the logits ${out}${probabilities ? ` (the input of the Softmax that makes the model output ${probabilities.output})` : ""} against ${labels ? `the labels in ${labels}` : "random labels (seeded)"}: L = -mean over positions of log softmax(z)[label]`;
+      return `mean cross-entropy of ${logitsOf(out)}${probabilities ? ` (the input of the Softmax that makes the model output ${probabilities.output})` : ""} against ${labels ? `the labels in ${labels}` : "random labels (seeded)"}: L = -mean over positions of log softmax(z)[label]`;
     case "mse":
       return `mean squared ${labels ? `error of ${out} against the targets in ${labels}` : `output: L = mean(y^2) over every element of ${out}`}`;
     case "random":

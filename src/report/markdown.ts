@@ -15,7 +15,8 @@ export function toMarkdown(report: Report): string {
   const p = report.probe;
   out.push(p.ran ? `Probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${esc(i.name)} [${i.shape.join(", ")}] ${i.dtype} (${i.source})`).join("; ")}${p.notes?.length ? `; ${esc(p.notes.join("; "))}` : ""}.` : p.error ? `Probe failed: ${esc(p.error)}` : "Probe not run (static analysis only).", "");
   const s = report.summary;
-  out.push(`## Findings (${s.errors} errors, ${s.warnings} warnings, ${s.infos} info)`, "");
+  const count = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
+  out.push(`## Findings (${count(s.errors, "error")}, ${count(s.warnings, "warning")}, ${s.infos} info)`, "");
   if (!report.findings.length) out.push("No problems found.", "");
   for (const f of report.findings) {
     out.push(`- **${f.severity}** \`${f.category}\`${f.layer ? ` in \`${f.layer.replace(/`/g, "'")}\`` : ""}: ${esc(f.message)}`);

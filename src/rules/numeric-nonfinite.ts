@@ -4,7 +4,7 @@ import type { Rule } from "./rule";
 export const numericNonFinite: Rule = {
   id: "numeric.nonfinite",
   needsProbe: true,
-  check: ({ probe, layers }) => {
+  check: ({ probe, layers, model }) => {
     const first = probe?.firstNonFinite;
     if (!first) return [];
     if (first.opType === "input") {
@@ -17,9 +17,17 @@ export const numericNonFinite: Rule = {
       }];
     }
     const layer = layers.find((l) => l.nodes.some((n) => n.name === first.node));
-    const cause = first.inputsFinite
-      ? `its inputs are finite, so ${first.opType} itself creates the NaN/Inf (overflow, division by zero, log or sqrt of a non-positive number, or a NaN weight)`
-      : "it receives a NaN/Inf model input";
+    // The probe tracks computed tensors only; a NaN stored in the node's own weights is read here.
+    const node = model.nodes.find((n) => n.name === first.node && n.outputs.includes(first.tensor));
+    const badConstants = (node?.inputs ?? []).filter((i) => {
+      const c = model.constants.get(i);
+      return c && (c.dtype === "float32" || c.dtype === "float64" || c.dtype === "float16" || c.dtype === "bfloat16") && !Array.from(c.values()).every(Number.isFinite);
+    });
+    const cause = badConstants.length
+      ? `its constant input ${badConstants.join(", ")} already holds NaN/Inf (a weight stored that way: replace it)`
+      : first.inputsFinite
+        ? `its inputs are finite, so ${first.opType} itself creates the NaN/Inf (overflow, division by zero, log or sqrt of a non-positive number)`
+        : "it receives a NaN/Inf model input";
     return [{
       ruleId: "numeric.nonfinite", category: "numeric.nonfinite", severity: "error",
       layer: layer?.name, node: first.node, tensor: first.tensor,

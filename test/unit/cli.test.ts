@@ -88,6 +88,7 @@ describe("onnx-doctor CLI", () => {
     const r = JSON.parse(run("analyze", model("nan_weight"), "-f", "json").stdout);
     const nf = r.findings.find((f: { category: string }) => f.category === "numeric.nonfinite");
     assert.equal(nf.node, "/layers/layers.4/Gemm");
+    assert.match(nf.message, /; its constant input layers\.4\.weight already holds NaN\/Inf \(a weight stored that way: replace it\)\./);
     assert.ok(r.findings.some((f: { category: string; layer: string }) => f.category === "weights.nonfinite" && f.layer === "layers.4"));
   });
 

@@ -12,6 +12,7 @@ import { zipSync } from "fflate";
 import { buildBackward } from "../../src/autodiff/backward";
 import { GradEmitter } from "../../src/autodiff/emit";
 import { checkGradients, gradcheck, grade, trainingDropout } from "../../src/autodiff/gradcheck";
+import { lossDefinition } from "../../src/autodiff/loss";
 import { probeTensorInfo } from "../../src/autodiff/shapes";
 import { findLayers } from "../../src/graph/layers";
 import { analyze } from "../../src/index";
@@ -170,6 +171,8 @@ describe("gradient probe", () => {
     const rep = await analyze(path, { inputFile: join(tmp, "binary-x.npy"), labelsFile: join(tmp, "binary-t.npy"), batchSize: 4 });
     assert.equal(rep.probe.loss?.name, "ce");
     assert.match(rep.probe.loss!.definition, /^mean binary cross-entropy of the logits z \(the input of the Sigmoid that makes the model output y\) against the 0\/1 targets in binary-t\.npy/);
+    // An output named "logits" is not called "the logits logits".
+    assert.match(lossDefinition("ce", ["logits"]), /^mean cross-entropy of logits against random labels/);
     assert.ok(Math.abs(rep.probe.loss!.value! - loss) < 1e-6 * loss, `${rep.probe.loss!.value} vs ${loss}`);
     const l2 = Math.hypot(...dW);
     assert.ok(Math.abs(rep.layers[0].weight!.gradient!.l2 - l2) < 1e-5 * l2, `${rep.layers[0].weight!.gradient!.l2} vs ${l2}`);
