@@ -4,6 +4,7 @@ import { TensorProto_DataType as DT } from "./gen/onnx_pb";
 export type DType =
   | "float32" | "float16" | "bfloat16" | "float64"
   | "int8" | "uint8" | "int16" | "uint16" | "int32" | "uint32" | "int64" | "uint64"
+  | "int4" | "uint4" | "float8e4m3fn" | "float8e4m3fnuz" | "float8e5m2" | "float8e5m2fnuz"
   | "bool" | "string" | "unsupported";
 
 const byCode: Partial<Record<number, DType>> = {
@@ -11,6 +12,8 @@ const byCode: Partial<Record<number, DType>> = {
   [DT.INT8]: "int8", [DT.UINT8]: "uint8", [DT.INT16]: "int16", [DT.UINT16]: "uint16",
   [DT.INT32]: "int32", [DT.UINT32]: "uint32", [DT.INT64]: "int64", [DT.UINT64]: "uint64",
   [DT.BOOL]: "bool", [DT.STRING]: "string",
+  [DT.INT4]: "int4", [DT.UINT4]: "uint4",
+  [DT.FLOAT8E4M3FN]: "float8e4m3fn", [DT.FLOAT8E4M3FNUZ]: "float8e4m3fnuz", [DT.FLOAT8E5M2]: "float8e5m2", [DT.FLOAT8E5M2FNUZ]: "float8e5m2fnuz",
 };
 
 export function dtypeFromOnnx(code: number): DType {
@@ -28,8 +31,56 @@ export function byteSize(dtype: DType): number {
     case "float32": case "int32": case "uint32": return 4;
     case "float16": case "bfloat16": case "int16": case "uint16": return 2;
     case "int8": case "uint8": case "bool": return 1;
+    case "float8e4m3fn": case "float8e4m3fnuz": case "float8e5m2": case "float8e5m2fnuz": return 1;
     default: return 0;
   }
+}
+
+/** Bytes of raw data that `count` elements take: int4/uint4 pack two per byte (low nibble first). */
+export function rawByteLength(dtype: DType, count: number): number {
+  return dtype === "int4" || dtype === "uint4" ? Math.ceil(count / 2) : count * byteSize(dtype);
+}
+
+/**
+ * The 256 values of an 8-bit float format (ONNX's FLOAT8 types): `fn` formats have no infinities
+ * and one NaN pattern per sign (all exponent and mantissa bits set); `uz` formats have no negative
+ * zero, and 0x80 is their only NaN.
+ */
+function float8Table(exponentBits: number, bias: number, kind: "ieee" | "fn" | "uz"): Float32Array {
+  const mantissaBits = 7 - exponentBits;
+  const table = new Float32Array(256);
+  for (let b = 0; b < 256; b++) {
+    const sign = b & 0x80 ? -1 : 1;
+    const e = (b >> mantissaBits) & ((1 << exponentBits) - 1);
+    const m = b & ((1 << mantissaBits) - 1);
+    const allOnes = e === (1 << exponentBits) - 1;
+    if (kind === "uz" && b === 0x80) table[b] = NaN;
+    else if (kind === "ieee" && allOnes) table[b] = m ? NaN : sign * Infinity;
+    else if (kind === "fn" && allOnes && m === (1 << mantissaBits) - 1) table[b] = NaN;
+    else if (e === 0) table[b] = sign * (m / (1 << mantissaBits)) * 2 ** (1 - bias);
+    else table[b] = sign * (1 + m / (1 << mantissaBits)) * 2 ** (e - bias);
+  }
+  return table;
+}
+
+const float8Tables: Partial<Record<DType, Float32Array>> = {};
+/** Decodes float8 bit patterns (ONNX FLOAT8E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ). */
+export function float8Values(dtype: DType, bits: ArrayLike<number>, count: number): Float32Array {
+  const table = float8Tables[dtype] ??= dtype === "float8e4m3fn" ? float8Table(4, 7, "fn") : dtype === "float8e4m3fnuz" ? float8Table(4, 8, "uz")
+    : dtype === "float8e5m2" ? float8Table(5, 15, "ieee") : float8Table(5, 16, "uz");
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = table[bits[i] & 0xff];
+  return out;
+}
+
+/** Unpacks int4/uint4 values, two per byte, low nibble first. */
+export function int4Values(dtype: DType, packed: ArrayLike<number>, count: number): Float32Array {
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    const v = (packed[i >> 1] >> ((i & 1) * 4)) & 0xf;
+    out[i] = dtype === "int4" && v >= 8 ? v - 16 : v;
+  }
+  return out;
 }
 
 export function isFloat(dtype: DType): boolean {
@@ -68,9 +119,11 @@ function alignedCopy(bytes: Uint8Array, length: number): Buffer {
  */
 export function decodeRaw(bytes: Uint8Array, dtype: DType, count: number): Float32Array | Float64Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const need = count * byteSize(dtype);
+  const need = rawByteLength(dtype, count);
   if (bytes.byteLength < need) throw new RangeError(`raw data has ${bytes.byteLength} bytes, ${need} expected`);
   switch (dtype) {
+    case "int4": case "uint4": return int4Values(dtype, bytes, count);
+    case "float8e4m3fn": case "float8e4m3fnuz": case "float8e5m2": case "float8e5m2fnuz": return float8Values(dtype, bytes, count);
     case "float32": {
       if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, count);
       const copy = alignedCopy(bytes, need);

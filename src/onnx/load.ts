@@ -12,7 +12,7 @@ import {
   type TensorProto,
   type TypeProto,
 } from "./gen/onnx_pb";
-import { byteSize, decodeRaw, dtypeFromOnnx, halfBitsToFloat, onnxName, type DType } from "./dtype";
+import { decodeRaw, dtypeFromOnnx, float8Values, halfBitsToFloat, int4Values, onnxName, rawByteLength, type DType } from "./dtype";
 import { DoctorError, oneLine } from "./errors";
 import type { ConstTensor, Dim, GraphNode, Model, ValueSpec } from "./model";
 import { capturedInputs, topologicalOrder } from "./order";
@@ -232,7 +232,8 @@ function resolveDerivedConstant(n: GraphNode, constants: Map<string, ConstTensor
       const zero = input(2);
       const axisAttr = n.attrs.get("axis");
       const axis = axisAttr ? Number(axisAttr.i) : 1;
-      constants.set(out, dequantized(out, x, scale, zero, axis));
+      const block = Number(n.attrs.get("block_size")?.i ?? 0);
+      constants.set(out, dequantized(out, x, scale, zero, axis, block));
       return;
     }
   }
@@ -284,7 +285,7 @@ function transposed(name: string, src: ConstTensor, perm: number[]): ConstTensor
   };
 }
 
-function dequantized(name: string, x: ConstTensor, scale: ConstTensor, zero: ConstTensor | undefined, axis: number): ConstTensor {
+function dequantized(name: string, x: ConstTensor, scale: ConstTensor, zero: ConstTensor | undefined, axis: number, block: number): ConstTensor {
   return {
     name, dtype: "float32", dims: x.dims, size: x.size, source: "DequantizeLinear",
     values: () => {
@@ -297,8 +298,25 @@ function dequantized(name: string, x: ConstTensor, scale: ConstTensor, zero: Con
         for (let i = 0; i < q.length; i++) out[i] = (q[i] - zp) * s[0];
         return out;
       }
-      // Per-axis: the scale index is the coordinate along `axis`.
       const ax = axis < 0 ? axis + x.dims.length : axis;
+      if (block > 0) {
+        // Blocked (opset 21): scale has x's shape with ceil(d / block) along `axis`; element i uses the
+        // scale at its coordinates with the axis coordinate divided by the block size.
+        const blocks = Math.ceil((x.dims[ax] ?? 0) / block);
+        if (!(ax >= 0 && ax < x.dims.length) || scale.dims.length !== x.dims.length || scale.dims.some((d, k) => d !== (k === ax ? blocks : x.dims[k])) || (z && z.length !== s.length)) {
+          throw new DoctorError("model.invalid", `DequantizeLinear ${name}: scales of shape [${scale.dims.join(", ")}] do not fit blocks of ${block} along axis ${axis} of shape [${x.dims.join(", ")}]`);
+        }
+        const inner = x.dims.slice(ax + 1).reduce((a, b) => a * b, 1);
+        const axisLen = x.dims[ax];
+        for (let i = 0; i < q.length; i++) {
+          const outer = Math.floor(i / (inner * axisLen));
+          const c = Math.floor(i / inner) % axisLen;
+          const k = (outer * blocks + Math.floor(c / block)) * inner + (i % inner);
+          out[i] = (q[i] - (z ? z[k] : 0)) * s[k];
+        }
+        return out;
+      }
+      // Per-axis: the scale index is the coordinate along `axis`.
       if (!(ax >= 0 && ax < x.dims.length) || s.length !== x.dims[ax] || (z && z.length !== s.length)) {
         throw new DoctorError("model.invalid", `DequantizeLinear ${name}: axis ${axis} does not match scales of length ${s.length} for shape [${x.dims.join(", ")}]`);
       }
@@ -331,14 +349,16 @@ class TensorReader {
 
   private inline(t: TensorProto, name: string, dtype: DType, size: number): Float32Array | Float64Array {
     if (t.rawData.byteLength > 0) {
-      if (t.rawData.byteLength < size * byteSize(dtype)) {
-        throw new DoctorError("model.invalid", `tensor ${name}: raw data holds ${t.rawData.byteLength} bytes but shape needs ${size * byteSize(dtype)}`);
+      if (t.rawData.byteLength < rawByteLength(dtype, size)) {
+        throw new DoctorError("model.invalid", `tensor ${name}: raw data holds ${t.rawData.byteLength} bytes but shape needs ${rawByteLength(dtype, size)}`);
       }
       return decodeRaw(t.rawData, dtype, size);
     }
     // Typed fields: the ONNX spec stores float16/bfloat16/int8/... bit patterns in int32_data.
     const typed = t.floatData.length || t.doubleData.length || t.int64Data.length || t.uint64Data.length || t.int32Data.length;
-    if (typed && typed !== size) {
+    // int4/uint4 in int32_data are packed two per entry, like their raw bytes.
+    const packed = dtype === "int4" || dtype === "uint4";
+    if (typed && typed !== (packed ? Math.ceil(size / 2) : size)) {
       throw new DoctorError("model.invalid", `tensor ${name} declares ${size} elements but holds ${typed}`);
     }
     if (t.floatData.length) return Float32Array.from(t.floatData);
@@ -347,6 +367,8 @@ class TensorReader {
     if (t.uint64Data.length) return Float64Array.from(t.uint64Data, Number);
     if (t.int32Data.length) {
       if (dtype === "float16") return Float32Array.from(t.int32Data, halfBitsToFloat);
+      if (packed) return int4Values(dtype, t.int32Data, size);
+      if (dtype.startsWith("float8")) return float8Values(dtype, t.int32Data, size);
       if (dtype === "bfloat16") return Float32Array.from(t.int32Data, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]);
       return Float64Array.from(t.int32Data);
     }
@@ -360,7 +382,7 @@ class TensorReader {
     if (!location) throw new DoctorError("model.invalid", `tensor ${name} is stored externally but names no location`);
     const file = this.confine(location, name);
     const offset = Number(info.get("offset") ?? 0);
-    const need = size * byteSize(dtype);
+    const need = rawByteLength(dtype, size);
     const length = info.has("length") ? Number(info.get("length")) : need;
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw new DoctorError("model.invalid", `tensor ${name} has an invalid external data offset "${info.get("offset")}" or length "${info.get("length")}"`);

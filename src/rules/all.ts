@@ -19,6 +19,7 @@ import { normDropoutBeforeBn } from "./norm-dropout-before-bn";
 import { normPostNorm } from "./norm-post-norm";
 import { numericFp16Range } from "./numeric-fp16-range";
 import { recurrentSpectralRadius } from "./recurrent-spectral-radius";
+import { modelIntegerLayers } from "./model-integer-layers";
 
 /** Every rule, static ones first. Adding a rule means adding a file and a line here. */
 export const RULES: readonly Rule[] = [
@@ -26,7 +27,7 @@ export const RULES: readonly Rule[] = [
   numericNonFinite, activationTrend, activationDead, activationSaturated,
   // The seed's remaining lessons (issue 5): normalization, dropout, data, fit, precision, recurrences.
   normPostNorm, normDropoutBeforeBn, exportTrainingMode, normBnVariance, fitRegularization, recurrentSpectralRadius,
-  numericFp16Range, inputUnnormalized, inputCorrelated, fitHighBias, fitHighVariance,
+  numericFp16Range, inputUnnormalized, inputCorrelated, fitHighBias, fitHighVariance, modelIntegerLayers,
   // Gradients from the generated backward graph (issue 4).
   gradientTrend,
 ];

@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { analyze } from "../../src/index";
 import { DoctorError } from "../../src/onnx/errors";
+import type { AttributeProto, TensorProto } from "../../src/onnx/gen/onnx_pb";
 import { loadModel } from "../../src/onnx/load";
+import { RuntimeSession } from "../../src/runtime/session";
 import { attr, DT, externalTensor, floatTensor, graph, modelBytes, node, rawTensor, valueInfo } from "./build-model";
 
 function tmp(): string {
@@ -34,6 +36,46 @@ describe("loading ONNX", () => {
     const m = loadModel("mem.onnx", { bytes: modelBytes(g) });
     assert.deepEqual(Array.from(m.constants.get("h")!.values()), [1, -2, 0.5, 65504, Infinity]);
     assert.deepEqual(Array.from(m.constants.get("b")!.values()), [1, -2]);
+  });
+
+  it("decodes int4/uint4 and the four float8 weights, and blocked DequantizeLinear, exactly as onnxruntime dequantizes them", async () => {
+    // Every byte pattern once (int4: every nibble pair), dequantized by a graph whose output is the
+    // DequantizeLinear result: onnxruntime is the oracle for our decoding of the same initializers.
+    const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+    const cases: { type: DT; dims: number[]; raw: Uint8Array; scale: TensorProto; zero?: TensorProto; attrs?: AttributeProto[] }[] = [
+      { type: DT.INT4, dims: [512], raw: all, scale: floatTensor("s", [], [0.5]) },
+      { type: DT.UINT4, dims: [511], raw: all, scale: floatTensor("s", [], [0.25]) },
+      ...[DT.FLOAT8E4M3FN, DT.FLOAT8E4M3FNUZ, DT.FLOAT8E5M2, DT.FLOAT8E5M2FNUZ].map((type) => ({ type, dims: [256], raw: all, scale: floatTensor("s", [], [1]) })),
+      // int8 [4, 6] in blocks of 3 along axis 1: scales [4, 2].
+      { type: DT.INT8, dims: [4, 6], raw: Uint8Array.from({ length: 24 }, (_, i) => (i * 37) & 0xff), scale: floatTensor("s", [4, 2], [1, 2, 3, 4, 5, 6, 7, 8].map((v) => v / 8)), attrs: [attr("axis", 1), attr("block_size", 3)] },
+    ];
+    for (const c of cases) {
+      const g = graph([node("DequantizeLinear", ["q", "s"], ["y"], c.attrs ?? [])], [rawTensor("q", c.type, c.dims, c.raw), c.scale], [], [valueInfo("y", c.dims)]);
+      const bytes = modelBytes(g, 21, 10);
+      const ours = Array.from(loadModel("dq.onnx", { bytes }).constants.get("y")!.values());
+      const session = await RuntimeSession.open(bytes, new Map());
+      try {
+        const ort = Array.from((await session.run({}, ["y"])).y.data as Float32Array);
+        assert.equal(ours.length, ort.length);
+        ours.forEach((v, i) => assert.ok(Object.is(v, ort[i]) || v === ort[i], `${DT[c.type]} element ${i}: ours ${v}, onnxruntime ${ort[i]}`));
+      } finally {
+        await session.release();
+      }
+    }
+  });
+
+  it("says which integer-weight ops (QOperator format) it does not analyse, instead of '0 layers, no problems'", async () => {
+    const u8 = (name: string, dims: number[], v: number[]): TensorProto => rawTensor(name, DT.UINT8, dims, Uint8Array.from(v));
+    const g = graph([node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]), node("QLinearMatMul", ["xq", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["yq"]), node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])],
+      [floatTensor("xs", [], [0.05]), u8("xz", [], [128]), u8("w", [4, 4], Array.from({ length: 16 }, (_, i) => 100 + i * 3)), floatTensor("ws", [], [0.02]), u8("wz", [], [128]), floatTensor("ys", [], [0.1]), u8("yz", [], [128])]);
+    const path = write(tmp(), "qlinear.onnx", modelBytes(g, 13));
+    for (const staticOnly of [true, false]) {
+      const rep = await analyze(path, { staticOnly });
+      assert.equal(rep.layers.length, 0);
+      const f = rep.findings.find((x) => x.ruleId === "model.unsupported/integer-layers");
+      assert.ok(f && f.severity === "info", JSON.stringify(rep.findings));
+      assert.match(f.message, /^1 node\(s\) compute with integer weights inside the op \(QLinearMatMul ×1\)/);
+    }
   });
 
   it("resolves Constant nodes inside If branches, ConstantOfShape, Identity chains, Transpose and DequantizeLinear", () => {
