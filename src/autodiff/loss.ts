@@ -199,7 +199,9 @@ export class TargetFeeder {
     if (labels && classes) {
       const C = classes.shape[classes.classAxis!];
       const bad = Array.from(labels.data as ArrayLike<number>).find((v) => !Number.isInteger(v) || v < 0 || v >= C);
-      if (bad !== undefined) throw new DoctorError("probe.input", `labels: ${bad} is not a class index in [0, ${C})${Number.isInteger(bad) ? "" : "; for real-valued targets use --loss mse"}`);
+      // With several outputs, say which one the classes were counted on: the loss reads the first.
+      const of = `${C} classes of output "${classes.output}" [${classes.shape.join(",")}], axis ${classes.classAxis}`;
+      if (bad !== undefined) throw new DoctorError("probe.input", `labels: ${bad} is not a class index in [0, ${C}) (${of}; the loss reads the model's first output)${Number.isInteger(bad) ? "" : "; for real-valued targets use --loss mse"}`);
     }
     if (labels && targets.some((t) => t.kind === "binary")) {
       const bad = Array.from(labels.data as ArrayLike<number>).find((v) => !(v >= 0 && v <= 1));

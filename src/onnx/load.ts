@@ -43,8 +43,11 @@ export function loadModel(path: string, options: LoadOptions = {}): Model {
     throw new DoctorError("model.invalid", `${path} is not a valid ONNX protobuf (truncated or corrupt?): ${oneLine(e)}`);
   }
   const graph = proto.graph;
-  if (!graph || graph.node.length === 0) {
+  if (!graph || (graph.node.length === 0 && graph.output.length === 0)) {
     throw new DoctorError("model.invalid", `${path} has no graph or an empty graph; is it an ONNX model?`);
+  }
+  if (graph.node.length === 0) {
+    throw new DoctorError("model.unsupported", `${path} has no nodes: its graph returns ${graph.output.map((o) => o.name).join(", ")} as given, so there is no computation to analyse`);
   }
   const irVersion = Number(proto.irVersion);
   if (!(irVersion >= 3 && irVersion <= 13)) {

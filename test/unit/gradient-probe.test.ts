@@ -320,7 +320,7 @@ describe("gradient probe", () => {
     await assert.rejects(analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, labelsFile: bad }), /bad-labels\.npy has 3 rows of labels but the probe data has 16 rows/);
     const outOfRange = join(tmp, "range-labels.npy");
     writeFileSync(outOfRange, npyInt64(new Array<number>(16).fill(12)));
-    await assert.rejects(analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, labelsFile: outOfRange }), /12 is not a class index in \[0, 10\)/);
+    await assert.rejects(analyze(join(GRADIENTS, fx.model), { inputFile: join(GRADIENTS, fx.input), batchSize: 16, labelsFile: outOfRange }), /labels: 12 is not a class index in \[0, 10\) \(10 classes of output "output" \[16,10\], axis 1; the loss reads the model.s first output\)/);
     // Beyond 2^53 a float64 would round the id it names: the message quotes it exactly.
     const huge = join(tmp, "huge-labels.npy");
     const ids = new BigInt64Array(16);

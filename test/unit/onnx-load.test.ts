@@ -152,6 +152,9 @@ describe("loading ONNX", () => {
     invalid(() => loadModel(write(dir, "e.onnx", new Uint8Array(0))), /is empty/);
     invalid(() => loadModel(write(dir, "txt.onnx", new TextEncoder().encode("hello, I am not a model\n"))), /not a valid ONNX protobuf|no graph/);
     invalid(() => loadModel(join(dir, "missing.onnx")), /cannot read/);
+    // A graph that returns its input as is: a real ONNX file with nothing to analyse, not a corrupt one.
+    assert.throws(() => loadModel(write(dir, "zero.onnx", modelBytes(graph([], [], [valueInfo("x", [2])], [valueInfo("x", [2])])))),
+      (e: unknown) => e instanceof DoctorError && e.code === "model.unsupported" && /zero\.onnx has no nodes: its graph returns x as given, so there is no computation to analyse/.test(e.message));
     invalid(() => loadModel(write(dir, "ir.onnx", modelBytes(graph([node("Relu", ["x"], ["y"])], []), 17, 99))), /IR version 99/);
     invalid(() => loadModel(write(dir, "op.onnx", modelBytes(graph([node("Relu", ["x"], ["y"])], []), 99))), /opset 99/);
   });
