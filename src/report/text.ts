@@ -1,6 +1,6 @@
 import { fmt } from "../rules/rule";
 import { lessonLines } from "./lessons-text";
-import type { Finding, Report } from "./types";
+import type { Finding, GradientCoverageReport, Report } from "./types";
 
 /** The terminal report: findings first (what a user acts on), then the per-layer table. */
 export function toText(report: Report, options: { color?: boolean } = {}): string {
@@ -13,7 +13,7 @@ export function toText(report: Report, options: { color?: boolean } = {}): strin
   const dims = Object.entries(p.dims).map(([k, v]) => `${k}=${v}`).join(", ");
   if (p.ran) lines.push(`probe: ${p.batches} batch(es) of ${p.batchSize}, seed ${p.seed}; inputs ${p.inputs.map((i) => `${i.name}[${i.shape.join(",")}] ${i.dtype} (${i.source})`).join(", ")}${dims ? `; dims ${dims}` : ""}${p.seconds !== undefined ? `; ${fmt(p.seconds)} s` : ""}${p.notes?.length ? `; ${p.notes.join("; ")}` : ""}`);
   if (!p.ran) lines.push(p.error ? `probe: failed (${p.error})` : "probe: not run (static analysis only)");
-  else if (p.loss) lines.push(`gradients: loss ${p.loss.name}${p.loss.value !== undefined ? ` = ${fmt(p.loss.value)}` : ""} (${p.loss.definition})${p.gradientCoverage ? `; ${p.gradientCoverage.supported} of ${p.gradientCoverage.layers} layers` : ""}`);
+  else if (p.loss) lines.push(`gradients: loss ${p.loss.name}${p.loss.value !== undefined ? ` = ${fmt(p.loss.value)}` : ""} (${p.loss.definition})${p.gradientCoverage ? `; ${p.gradientCoverage.supported} of ${p.gradientCoverage.layers} layers` : ""}${gradientBatchesNote(p.gradientCoverage, p.batches)}`);
   else lines.push("gradients: not computed (forward probe only)");
   if (m.weightsLookTrained) lines.push("weights look trained (heavy tails or uneven unit norms), so initialisation-scale checks are skipped");
   if (p.branches?.length) lines.push(`probe followed the branch its inputs take: ${p.branches.join(", ")}`);
@@ -68,4 +68,11 @@ function layerTable(report: Report): string[] {
   }
   const widths = rows[0].map((_, c) => Math.min(40, Math.max(...rows.map((r) => r[c].length))));
   return rows.map((r) => r.map((cell, c) => (cell.length > widths[c] ? `${cell.slice(0, widths[c] - 1)}…` : cell.padEnd(widths[c]))).join("  ").trimEnd());
+}
+
+/** "; from 1 of 2 batches (...)" when fewer batches carried gradients than ran. */
+export function gradientBatchesNote(coverage: GradientCoverageReport | undefined, batches: number): string {
+  const used = coverage?.batches;
+  if (used === undefined || used >= batches || coverage?.error) return "";
+  return `; loss and gradients from ${used} of ${batches} batches (${coverage?.stoppedEarly ?? "the short last batch of the file gets activations only: the backward graph is built for the first batch's shapes"})`;
 }

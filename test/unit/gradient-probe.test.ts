@@ -21,6 +21,7 @@ import { floatToHalfBits } from "../../src/onnx/dtype";
 import { loadModel } from "../../src/onnx/load";
 import { planProbe } from "../../src/probe/inputs";
 import { runProbe } from "../../src/probe/run";
+import { gradientBatchesNote } from "../../src/report/text";
 import { Random } from "../../src/stats/random";
 import { attr, DT, floatTensor, graph, modelBytes, node, rawTensor, valueInfo } from "./build-model";
 import { fattr } from "./autodiff-cases";
@@ -393,6 +394,8 @@ describe("gradient probe", () => {
     assert.deepEqual(plan.notes, ["the file's 10 rows make 2 batch(es) of 4 and a last one of 2", '"x", "h" are cut into batches along axis 1, where the model declares the batch dimension']);
     const rep = await analyze(path, { inputFile: data, batchSize: 4 });
     assert.deepEqual([rep.probe.error, rep.probe.batches], [undefined, 3]);
+    // The short last batch (2 rows) gets activations only, and the text report says so.
+    assert.equal(gradientBatchesNote(rep.probe.gradientCoverage, rep.probe.batches), "; loss and gradients from 2 of 3 batches (the short last batch of the file gets activations only: the backward graph is built for the first batch's shapes)");
     // Rows that disagree on the batch axis are refused by name.
     writeFileSync(data, zipSync({ "x.npy": npyBytes("<f4", [3, 10, 4], x), "h.npy": npyBytes("<f4", [2, 8, 4], h.subarray(0, 64)), "t.npy": npyBytes("<f4", [2, 4], Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8])) }));
     assert.throws(() => planProbe(loadModel(path), { inputFile: data }), /time-major\.npz: "h" has 8 rows on its batch axis 1 but "x" has 10 on axis 1/);
