@@ -183,30 +183,35 @@ suite("ONNX Model Doctor extension", () => {
     await waitIdle(api);
     const uri = vscode.Uri.file(path.join(ws(), "big", "resnet18.onnx"));
     const mb = (fs.statSync(uri.fsPath).size / 1e6).toFixed(1);
-    const idle = await watchEventLoop(() => sleep(2000));
-    let report: Report | undefined;
-    const t0 = performance.now();
-    const marks: string[] = [];
-    const sub = api.controller.onRun((e) => marks.push(`${(performance.now() - t0).toFixed(0)}:${e.kind}${e.kind === "progress" ? `(${e.message.slice(0, 30)})` : ""}`));
-    const run = await watchEventLoop(async () => { report = await vscode.commands.executeCommand<Report | undefined>("modelDoctor.analyze", uri); });
-    sub.dispose();
-    console.log(`EVENTLOOP marks ${marks.join(" ")}`);
-    assert.ok(report?.probe.ran && report.layers.length >= 20, "the analysis ran");
-    console.log(`EVENTLOOP idle 2 s: ${describeLoop(idle)}`);
-    console.log(`EVENTLOOP analysing resnet18.onnx (${mb} MB, ${report.layers.length} layers, batch ${report.probe.batchSize} x ${report.probe.batches}): ${describeLoop(run)}`);
     // Blocked = a late timer whose delay is not the main thread waiting for a CPU (schedstat, Linux): its own
     // work or a blocking call. Where schedstat is missing, the wall-clock delay itself must stay under 50 ms.
     // A machine whose idle event loop already stalls (a virtual machine descheduled by its host: no CPU
     // time, no run-queue wait) cannot resolve 50 ms; the limit is then 1.5x the idle stall, which still
-    // catches a blocking call of our own (hundreds of ms for a synchronous read of the model).
-    const idleWorst = idle.worstBlockedMs ?? idle.worstMs;
-    const limit = Math.max(50, 1.5 * idleWorst);
-    if (limit > 50) console.log(`EVENTLOOP the idle loop stalled ${idleWorst.toFixed(1)} ms, so the limit is ${limit.toFixed(1)} ms`);
-    if (run.worstBlockedMs !== null) {
-      assert.ok(run.worstBlockedMs < limit, `the event loop was blocked for ${run.worstBlockedMs.toFixed(1)} ms (limit ${limit.toFixed(1)} ms)`);
-    } else {
-      assert.ok(run.worstMs < limit, `worst timer delay ${run.worstMs.toFixed(1)} ms (limit ${limit.toFixed(1)} ms)`);
+    // catches a blocking call of our own (hundreds of ms for a synchronous read of the model). A stall with
+    // no CPU time can also come from the machine during the run (seen once in CI: 75 ms at one instant, the
+    // thread using 0.2 ms of CPU); our own blocking would repeat, so a second run decides.
+    const failures: string[] = [];
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      await waitIdle(api);
+      const idle = await watchEventLoop(() => sleep(2000));
+      let report: Report | undefined;
+      const t0 = performance.now();
+      const marks: string[] = [];
+      const sub = api.controller.onRun((e) => marks.push(`${(performance.now() - t0).toFixed(0)}:${e.kind}${e.kind === "progress" ? `(${e.message.slice(0, 30)})` : ""}`));
+      const run = await watchEventLoop(async () => { report = await vscode.commands.executeCommand<Report | undefined>("modelDoctor.analyze", uri); });
+      sub.dispose();
+      console.log(`EVENTLOOP attempt ${attempt} marks ${marks.join(" ")}`);
+      assert.ok(report?.probe.ran && report.layers.length >= 20, "the analysis ran");
+      console.log(`EVENTLOOP idle 2 s: ${describeLoop(idle)}`);
+      console.log(`EVENTLOOP analysing resnet18.onnx (${mb} MB, ${report.layers.length} layers, batch ${report.probe.batchSize} x ${report.probe.batches}): ${describeLoop(run)}`);
+      const idleWorst = idle.worstBlockedMs ?? idle.worstMs;
+      const limit = Math.max(50, 1.5 * idleWorst);
+      if (limit > 50) console.log(`EVENTLOOP the idle loop stalled ${idleWorst.toFixed(1)} ms, so the limit is ${limit.toFixed(1)} ms`);
+      const worst = run.worstBlockedMs ?? run.worstMs;
+      if (worst < limit) return;
+      failures.push(`attempt ${attempt}: ${run.worstBlockedMs !== null ? "blocked" : "worst timer delay"} ${worst.toFixed(1)} ms (limit ${limit.toFixed(1)} ms)`);
     }
+    assert.fail(`the event loop was blocked in both runs: ${failures.join("; ")}`);
   });
 
   test("an invalid file gives a model.invalid diagnostic", async () => {
