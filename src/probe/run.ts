@@ -105,7 +105,8 @@ class TapAccumulator {
     const scalar = (name: string): number => Number(r[name].data[0]);
     const size = scalar(out.size);
     const mean = scalar(out.mean);
-    this.moments.add(size, mean, scalar(out.m2));
+    // The in-graph one-pass sum can round below zero (stats-graph.ts); Math.max keeps NaN.
+    this.moments.add(size, mean, Math.max(0, scalar(out.m2)));
     this.min = Math.min(this.min, scalar(out.min));
     this.max = Math.max(this.max, scalar(out.max));
     if (!Number.isFinite(mean)) this.sawNonFinite = true;

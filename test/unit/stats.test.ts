@@ -6,6 +6,10 @@ import { parseNpy } from "../../src/probe/npy";
 import { histogram } from "../../src/stats/histogram";
 import { moments, RunningMoments, SHAPE_SAMPLE } from "../../src/stats/moments";
 import { Random } from "../../src/stats/random";
+import { instrumentStatistics, tapOutputNames } from "../../src/instrument/stats-graph";
+import { loadModel } from "../../src/onnx/load";
+import { RuntimeSession } from "../../src/runtime/session";
+import { floatTensor, graph, modelBytes, node, valueInfo } from "./build-model";
 import { FIXTURES } from "./helpers";
 
 describe("statistics", () => {
@@ -62,5 +66,28 @@ describe("statistics", () => {
     const t = parseNpy(readFileSync(join(FIXTURES, "tanh_tiny_init.probe.npy")), "probe");
     assert.deepEqual([t.dtype, t.dims], ["float32", [16, 128]]);
     assert.ok(Math.abs(moments(t.data as Float32Array).std - 1) < 0.05, "N(0,1) probe");
+  });
+});
+
+describe("in-graph statistics", () => {
+  it("the sum of squared deviations is exact to float32 both ways: one pass for a centred tensor, the second pass when the mean dwarfs the spread", async () => {
+    // y = x + 1000 with std 0.01: one-pass Σy² − n·mean² would be 4e9 − 4e9 in float32 (ulp 512)
+    // against a true m2 of about 0.4, so only the If's second pass can get it right.
+    const n = 4096;
+    const r = new Random(3);
+    const x = Float32Array.from({ length: n }, () => r.normal() * 0.01);
+    const g = graph([node("Add", ["x", "c"], ["y"])], [floatTensor("c", [], [1000])], [valueInfo("x", ["batch", 4])], [valueInfo("y", ["batch", 4])]);
+    const model = loadModel("mem.onnx", { bytes: modelBytes(g) });
+    const { bytes, outputs } = instrumentStatistics(model, [{ tensor: "x" }, { tensor: "y" }]);
+    const session = await RuntimeSession.open(bytes, new Map());
+    const out = await session.run({ x: { dtype: "float32", dims: [n / 4, 4], data: x } }, outputs.flatMap(tapOutputNames));
+    await session.release();
+    const y = x.map((v) => Math.fround(v + 1000));
+    for (const [values, o] of [[x, outputs[0]], [y, outputs[1]]] as const) {
+      const mean = values.reduce((a, v) => a + v, 0) / n;
+      const m2 = values.reduce((a, v) => a + (v - mean) ** 2, 0);
+      const got = Number(out[o.m2].data[0]);
+      assert.ok(Math.abs(got - m2) / m2 < 1e-3, `m2 ${got} vs ${m2} (mean ${mean})`);
+    }
   });
 });
