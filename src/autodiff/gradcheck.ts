@@ -224,6 +224,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
     let runs = 0;
     let noisy = 0;
     const refinedAway: string[] = [];
+    const overflowed: string[] = [];
     for (const [k, [tensor, g]] of todo.entries()) {
       const kind = params.includes(tensor) ? "parameter" : "input";
       const value = feeds[tensor];
@@ -292,7 +293,15 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
       const denominator = Math.sqrt(aa) + Math.sqrt(nn);
       const difference = denominator === 0 ? 0 : Math.sqrt(dd) / denominator;
       let resolution = denominator === 0 ? 0 : Math.sqrt(uu) / denominator;
-      let verdict = grade(difference, resolution, tol);
+      // A step that overflows the loss (a huge --epsilon, an exp near its limit) leaves finite
+      // differences that measure nothing: the check cannot resolve this tensor, which is no
+      // evidence against the backward graph. A non-finite analytic gradient stays wrong.
+      const unresolved = numerics.some((v) => !Number.isFinite(v));
+      if (unresolved) {
+        resolution = Infinity;
+        overflowed.push(tensor);
+      }
+      let verdict = unresolved ? "look closer" as const : grade(difference, resolution, tol);
       if (verdict === "wrong" && Number.isFinite(difference)) {
         // Before calling the derivative wrong, a second opinion with a ten times smaller step: when
         // the differences themselves move that much between steps (kinks of ReLU and max pooling
@@ -319,6 +328,9 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
     progress(1, "done");
     if (refinedAway.length) {
       warnings.push(`The finite differences of ${refinedAway.join(", ")} changed beyond their own spread when the step went from ${epsilon} to ${epsilon / 10} (kinks crossed within the step, or curvature): that change counts in their resolution, so the mismatch there is not evidence of a wrong derivative.`);
+    }
+    if (overflowed.length) {
+      warnings.push(`The loss became non-finite when ${overflowed.join(", ")} moved by the finite-difference step (epsilon ${epsilon}), so their finite differences measure nothing and they grade "look closer": try a smaller --epsilon.`);
     }
     if (noisy) {
       warnings.push(`${noisy} of ${checks.length} tensors have a backward-graph gradient made of ${precision} rounding noise: jittering the loss gradient by a few ulps moves it by a third of its size or more. The true gradient is then below what ${precision} resolves (it cancels to zero along the way, e.g. every logit moving together before a softmax), and the finite differences say how small it is; such tensors grade "look closer", not "wrong".`);

@@ -28,7 +28,7 @@ export function registerGradcheck(program: Command): void {
     .option("--labels <file>", ".npy labels for --loss ce (class ids) or mse (targets)")
     .option("--samples <n>", "elements checked per tensor (a seeded random subset; default 8)", positiveInt)
     .addOption(new Option("--precision <p>", "float64 when onnxruntime can run the model in double (default auto)").choices(["auto", "float64", "float32"]).default("auto"))
-    .option("--epsilon <e>", "finite-difference step (default 1e-6 in float64, 1e-3 in float32; at least 1e-12)", stepValue)
+    .option("--epsilon <e>", "finite-difference step (default 1e-6 in float64, 1e-3 in float32; 1e-12 to 0.1)", stepValue)
     .option("--allow-dropout", "check although Dropout runs in training mode (the result is then meaningless)")
     .option("--threads <n>", `onnxruntime intra-op threads (at most ${maxThreads()})`, threadCount)
     .option("--no-progress", "do not report progress on stderr")
@@ -74,7 +74,7 @@ export function gradcheckText(r: GradcheckResult & { model: string; batchSize: n
   lines.push(`precision: ${r.precisionNote}; central differences with epsilon ${r.epsilon}`);
   lines.push(`loss: ${r.loss.name} = ${fmt(r.loss.value)} (${r.loss.definition})`);
   lines.push(`difference = ||analytic - numeric|| / (||analytic|| + ||numeric||); good <= ${r.tolerance.good}, wrong >= ${r.tolerance.wrong}${r.precision === "float64" ? " (the classic gradient-checking grades)" : " (float32: the classic 1e-7/1e-3 grades assume float64)"}`);
-  lines.push("resolution = what the comparison resolves: the finite differences' own error (|D(eps) - D(2 eps)|, at least the outputs' rounding) and the backward graph's rounding noise; a difference within 3x of it is no evidence of a wrong derivative and grades good, unless 3x the resolution reaches the wrong grade: then the check cannot tell and says look closer");
+  lines.push("resolution = what the comparison resolves, relative to ||analytic|| + ||numeric|| like the difference (above 1: the noise is larger than the gradient itself): the finite differences' own error (|D(eps) - D(2 eps)|, at least the outputs' rounding) and the backward graph's rounding noise; a difference within 3x of it is no evidence of a wrong derivative and grades good, unless 3x the resolution reaches the wrong grade: then the check cannot tell and says look closer");
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   if (r.constants.length) lines.push(`not checked (not learned: running statistics, exponents, and initializers from which no float path leads to an output): ${r.constants.join(", ")}`);
   if (r.unsupported.length) lines.push(`no gradient rule for: ${[...new Set(r.unsupported.map((u) => `${u.op} (${u.reason})`))].join("; ")}`);

@@ -37,6 +37,8 @@ export const threadCount = (v: string): number => {
 export const keyValue = (v: string, prev: Record<string, number> = {}): Record<string, number> => {
   const m = /^([^=]+)=(-?[\d.e+-]+)$/.exec(v);
   if (!m || !Number.isFinite(Number(m[2]))) throw new InvalidArgumentError(`expected name=number, got "${v}"`);
+  // A repeat that disagrees is a mistake in the command (a script that adds its own value); which one wins would be a guess.
+  if (m[1] in prev && prev[m[1]] !== Number(m[2])) throw new InvalidArgumentError(`${m[1]} is given twice, as ${prev[m[1]]} and ${m[2]}; give it once`);
   return { ...prev, [m[1]]: Number(m[2]) };
 };
 
@@ -67,6 +69,9 @@ export const batchCount = (v: string): number => {
 export const stepValue = (v: string): number => {
   const n = positiveNumber(v);
   if (n < 1e-12) throw new InvalidArgumentError("must be at least 1e-12: smaller steps leave only rounding error, even in float64");
+  // The step is epsilon x max(1, |value|): beyond 0.1 it moves a weight by a tenth of itself or
+  // more, which measures a secant, not a derivative (and 1e300 overflows every loss to Inf).
+  if (n > 0.1) throw new InvalidArgumentError("must be at most 0.1: the step is epsilon x max(1, |value|), so larger steps measure a secant, not the derivative");
   return n;
 };
 

@@ -136,6 +136,12 @@ describe("onnx-doctor CLI", () => {
     const bogus = run("gradcheck", model("tanh_tiny_init"), "--bogus");
     assert.equal(bogus.status, 2);
     assert.equal(bogus.stderr, "onnx-doctor: usage: unknown option '--bogus'\n");
+    const hugeStep = run("gradcheck", model("tanh_tiny_init"), "--epsilon", "1e300");
+    assert.equal(hugeStep.status, 2);
+    assert.match(hugeStep.stderr, /^onnx-doctor: usage: option '--epsilon <e>' argument '1e300' is invalid\. must be at most 0\.1/);
+    const twice = run("analyze", model("tanh_tiny_init"), "--dim", "batch=4", "--dim", "batch=5");
+    assert.equal(twice.status, 2);
+    assert.match(twice.stderr, /batch is given twice, as 4 and 5; give it once/);
     const labelsOnly = run("gradcheck", model("tanh_tiny_init"), "--labels", join(FIXTURES, "tanh_tiny_init.probe.npy"));
     assert.equal(labelsOnly.status, 2);
     assert.match(labelsOnly.stderr, /^onnx-doctor: probe\.input: --labels needs --input/);

@@ -136,6 +136,16 @@ describe("exactly zero gradients that are true", () => {
     assert.match(f.message, /only through Round \(\/out\/Round\)/);
   });
 
+  it("a step that overflows the loss grades look closer with the reason, not wrong", async () => {
+    // The API takes any epsilon (the CLI refuses steps above 0.1); 1e300 sends every loss to Inf or NaN.
+    const square = join(tmp, "square.onnx");
+    writeFileSync(square, modelBytes(graph([node("MatMul", ["x", "W"], ["h"]), node("Mul", ["h", "h"], ["y"])], [floatTensor("W", [6, 3], randn(18, 0.5))], [valueInfo("x", ["N", 6])], [valueInfo("y", ["N", 3])]), 17));
+    const res = await checkGradients(square, { samples: 2, epsilon: 1e300 });
+    assert.ok(res.checks.length > 0);
+    for (const c of res.checks) assert.equal(c.grade, "look closer", c.tensor);
+    assert.ok(res.warnings.some((w) => /The loss became non-finite when .* moved by the finite-difference step \(epsilon 1e\+300\)/.test(w)), res.warnings.join("\n"));
+  });
+
   it("finite differences agree that the gradient is zero", async () => {
     const res = await checkGradients(path, { samples: 4 });
     assert.equal(res.precision, "float64");
