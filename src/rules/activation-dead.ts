@@ -1,4 +1,5 @@
-import type { Rule } from "./rule";
+import type { Layer } from "../graph/layers";
+import type { Rule, RuleContext } from "./rule";
 import { fmt, isReluLike, layerTitle } from "./rule";
 
 /** Fraction of never-firing ReLU units from which a layer is reported. A healthy deep He-init
@@ -9,11 +10,31 @@ export const DEAD_WARNING_FRACTION = 0.5;
  * ReLU units that never output a positive value on the probe: their gradient is zero for every
  * input, so they never learn again (a large negative bias or a too-high learning rate does this).
  */
+/** Ops through which an all-zero tensor stays all zero, so a layer past them still sees zeros. */
+const ZERO_PRESERVING = new Set(["Reshape", "Flatten", "Identity", "Dropout", "Transpose", "Squeeze", "Unsqueeze", "MaxPool", "AveragePool", "Relu"]);
+
+/**
+ * The layer whose all-zero output this layer reads (through reshapes and pools), if any: then this
+ * layer sees only its bias, and its silence is the upstream layer's fault, not its own bias's.
+ */
+function silentUpstream(layer: Layer, ctx: RuleContext): Layer | undefined {
+  const byOutput = new Map(ctx.layers.map((l) => [l.output, l]));
+  let tensor: string | undefined = layer.node.inputs[0];
+  for (let hops = 0; tensor && hops < 16; hops++) {
+    const upstream = byOutput.get(tensor);
+    if (upstream) return ctx.reports[upstream.id].activation?.zeroFraction === 1 ? upstream : undefined;
+    const producer = ctx.index.producer.get(tensor);
+    tensor = producer && ZERO_PRESERVING.has(producer.opType) ? producer.inputs[0] : undefined;
+  }
+  return undefined;
+}
+
 export const activationDead: Rule = {
   id: "activation.dead",
   needsProbe: true,
-  check: ({ layers, reports, modelLooksTrained, syntheticProbe }) =>
-    layers.flatMap((layer) => {
+  check: (ctx) => {
+    const { layers, reports, modelLooksTrained, syntheticProbe } = ctx;
+    return layers.flatMap((layer) => {
       const a = reports[layer.id].activation;
       // NaN outputs never compare > 0; numeric.nonfinite reports them, not this rule.
       if (!a || !isReluLike(layer) || a.deadUnits === null || !a.units || a.nonFinite > 0 || !Number.isFinite(a.mean)) return [];
@@ -32,17 +53,21 @@ export const activationDead: Rule = {
       // the bias or the learning rate, is why they are silent together.
       const w = reports[layer.id].weight;
       const equalWeights = !!w && w.std === 0;
+      const upstream = silentUpstream(layer, ctx);
       return [{
         ruleId: offDistribution ? "activation.dead/synthetic-probe" : "activation.dead", category: "activation.dead",
         severity: offDistribution ? "info" as const : fraction === 1 ? "error" as const : "warning" as const,
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
-        message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}`,
-        evidence: { deadUnits: dead, neverFiring: a.deadUnits, zeroGradientUnits: zeroGradient, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null },
-        fix: equalWeights
+        message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${upstream ? ` Its input is all zero: every unit of ${upstream.name} before it is silent, so this layer sees only its bias.` : ""}${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}`,
+        evidence: { deadUnits: dead, neverFiring: a.deadUnits, zeroGradientUnits: zeroGradient, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null, silentInputFrom: upstream?.name ?? null },
+        fix: upstream
+          ? `Fix ${upstream.name} first (its finding says why it is silent); this layer's units cannot fire while their input is zero, whatever their own bias.`
+          : equalWeights
           ? `All weights of this layer are equal (${fmt(w!.mean)}), so every unit computes the same value and they go silent together: initialise with random weights (He, std = sqrt(2/fan_in), before ReLU); the init findings on this layer say the same.`
           : offDistribution
           ? "Run the probe on real inputs (--input data.npz); if units stay silent there, check the bias and learning rate, or use LeakyReLU/GELU."
           : "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",
       }];
-    }),
+    });
+  },
 };

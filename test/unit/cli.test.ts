@@ -33,6 +33,11 @@ describe("onnx-doctor CLI", () => {
     assert.deepEqual([r.probe.batchSize, r.probe.batches, r.probe.seed, r.probe.inputs[0].shape], [4, 3, 7, [4, 64]]);
     const dead = r.findings.find((f: { category: string }) => f.category === "activation.dead");
     assert.equal(dead.layer, "layers.2");
+    assert.equal(dead.evidence.silentInputFrom, null);
+    // layers.4 is dead only because layers.2 feeds it zeros: its fix points upstream, not at its own bias of 0.
+    const downstream = r.findings.find((f: { category: string; layer: string }) => f.category === "activation.dead" && f.layer === "layers.4");
+    assert.equal(downstream.evidence.silentInputFrom, "layers.2");
+    assert.match(downstream.fix, /^Fix layers\.2 first/);
     const layer = r.layers.find((l: { name: string }) => l.name === "layers.2");
     assert.deepEqual([layer.activation.deadUnits, layer.activation.units], [128, 128]);
     assert.equal(layer.activation.histogram.counts.length, 32);
