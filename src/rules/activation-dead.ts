@@ -60,10 +60,11 @@ export const activationDead: Rule = {
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
         message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${upstream ? ` Its input is all zero: every unit of ${upstream.name} before it is silent, so this layer sees only its bias.` : ""}${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}`,
         evidence: { deadUnits: dead, neverFiring: a.deadUnits, zeroGradientUnits: zeroGradient, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null, silentInputFrom: upstream?.name ?? null },
-        fix: upstream
-          ? `Fix ${upstream.name} first (its finding says why it is silent); this layer's units cannot fire while their input is zero, whatever their own bias.`
-          : equalWeights
+        // Equal weights are this layer's own fault whatever its input; otherwise a silent input is the cause.
+        fix: equalWeights
           ? `All weights of this layer are equal (${fmt(w!.mean)}), so every unit computes the same value and they go silent together: initialise with random weights (He, std = sqrt(2/fan_in), before ReLU); the init findings on this layer say the same.`
+          : upstream
+          ? `Fix ${upstream.name} first (its finding says why it is silent); this layer's units cannot fire while their input is zero, whatever their own bias.`
           : offDistribution
           ? "Run the probe on real inputs (--input data.npz); if units stay silent there, check the bias and learning rate, or use LeakyReLU/GELU."
           : "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",
