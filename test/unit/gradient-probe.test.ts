@@ -147,6 +147,59 @@ describe("gradient probe", () => {
     }
   });
 
+  it("puts --loss ce under a final Softmax(axis=1) of [N, C, T] on its logits with the classes on axis 1, matching the closed form by hand", async () => {
+    // x [4,2,6] -> Conv (W [4,2,1], b) -> z [4,4,6] -> Softmax over C = 4, at each of the T = 6 positions.
+    const [N, K, C, T] = [4, 2, 4, 6];
+    const rnd = new Random(11);
+    const W = Array.from({ length: C * K }, () => Math.fround(rnd.normal()));
+    const bias = Array.from({ length: C }, () => Math.fround(0.5 * rnd.normal()));
+    const X = Array.from({ length: N * K * T }, () => Math.fround(rnd.normal()));
+    const labels = Array.from({ length: N * T }, () => rnd.int(C));
+    const z = (n: number, c: number, t: number): number => bias[c] + W[c * K] * X[(n * K) * T + t] + W[c * K + 1] * X[(n * K + 1) * T + t];
+    const model = (op: string, opset: number, axis?: number): string => {
+      const g = graph([node("Conv", ["x", "W", "b"], ["z"]), node(op, ["z"], ["y"], axis === undefined ? [] : [attr("axis", axis)])],
+        [floatTensor("W", [C, K, 1], W), floatTensor("b", [C], bias)], [valueInfo("x", ["batch", K, T])], [valueInfo("y", ["batch", C, T])]);
+      const path = join(tmp, `seg-${op}-${opset}.onnx`);
+      writeFileSync(path, modelBytes(g, opset));
+      return path;
+    };
+    writeFileSync(join(tmp, "seg-x.npy"), npyFloat32(X, [N, K, T]));
+    writeFileSync(join(tmp, "seg-y.npy"), npyBytes("<i8", [N, T], BigInt64Array.from(labels.map(BigInt))));
+    /** The probe's ce and Conv weight gradient l2 against a closed form over `groups` of (n, c, t) logits with one label each. */
+    const check = async (path: string, labelsFile: string, groups: { n: number; c: number; t: number }[][], label: (g: number) => number, definition: RegExp): Promise<void> => {
+      let loss = 0;
+      const dW = new Array<number>(C * K).fill(0);
+      groups.forEach((cells, g) => {
+        const zs = cells.map(({ n, c, t }) => z(n, c, t));
+        const m = Math.max(...zs);
+        const lse = m + Math.log(zs.reduce((a, v) => a + Math.exp(v - m), 0));
+        loss -= (zs[label(g)] - lse) / groups.length;
+        cells.forEach(({ n, c, t }, j) => {
+          const d = (Math.exp(zs[j] - lse) - (j === label(g) ? 1 : 0)) / groups.length;
+          for (let k = 0; k < K; k++) dW[c * K + k] += d * X[(n * K + k) * T + t];
+        });
+      });
+      const rep = await analyze(path, { inputFile: join(tmp, "seg-x.npy"), labelsFile, batchSize: N, loss: "ce" });
+      assert.match(rep.probe.loss!.definition, definition);
+      assert.ok(Math.abs(rep.probe.loss!.value! - loss) < 1e-6 * loss, `${path}: ${rep.probe.loss!.value} vs ${loss}`);
+      const l2 = Math.hypot(...dW);
+      assert.ok(Math.abs(rep.layers[0].weight!.gradient!.l2 - l2) < 1e-5 * l2, `${path}: ${rep.layers[0].weight!.gradient!.l2} vs ${l2}`);
+    };
+    const range = (k: number): number[] => Array.from({ length: k }, (_, i) => i);
+    // One distribution over the C classes at each of the N*T positions, labels [N, T] in order.
+    const perPosition = range(N * T).map((p) => range(C).map((c) => ({ n: Math.floor(p / T), c, t: p % T })));
+    for (const op of ["Softmax", "LogSoftmax"]) {
+      const logits = new RegExp(`^mean cross-entropy of the logits z \\(the input of the ${op} that makes the model output y\\), classes on axis 1, against the labels in seg-y\\.npy`);
+      await check(model(op, 17, 1), join(tmp, "seg-y.npy"), perPosition, (p) => labels[p], logits);
+    }
+    // Before opset 13 Softmax(axis=1) (its default) normalises axes 1..2 together: one distribution
+    // over the C*T logits of each sample, and one label in [0, C*T) per sample.
+    const joint = labels.slice(0, N).map((l, n) => (l * 5 + n) % (C * T));
+    writeFileSync(join(tmp, "seg-joint.npy"), npyInt64(joint));
+    const perSample = range(N).map((n) => range(C * T).map((j) => ({ n, c: Math.floor(j / T), t: j % T })));
+    await check(model("Softmax", 11), join(tmp, "seg-joint.npy"), perSample, (n) => joint[n], /the input of the Softmax that makes the model output y\), classes on axes 1\.\.2 flattened, one label per index of axis 0 \(before opset 13/);
+  });
+
   it("puts --loss ce on the logits under a final Sigmoid as binary cross-entropy, matching the closed form by hand", async () => {
     // x [4,3] -> Gemm (W [3,2], b) -> z -> Sigmoid: L = mean(softplus(z) - t z), dL/dW = x^T (sigmoid(z) - t) / 8.
     const W = [0.5, -1, 0.25, 2, -0.75, 0.1];
@@ -211,6 +264,13 @@ describe("gradient probe", () => {
       assert.equal(b.probe.loss!.value, a.probe.loss!.value, loss);
       assert.deepEqual(b.layers.map((l) => l.weight!.gradient!.l2), a.layers.map((l) => l.weight!.gradient!.l2), loss);
     }
+  });
+
+  it("a model whose only float output is its input passed through is refused for that reason, not as an unsupported float type", async () => {
+    const g = graph([node("ArgMax", ["x"], ["k"], [attr("axis", 1)], "am")], [], [valueInfo("x", ["batch", 4])], [valueInfo("x", ["batch", 4]), valueInfo("k", ["batch", 1], DT.INT64)]);
+    const path = join(tmp, "input_out.onnx");
+    writeFileSync(path, modelBytes(g, 17));
+    await assert.rejects(checkGradients(path, {}), /the model's only float output "x" is a graph input passed through, which no weight affects/);
   });
 
   it("takes an LSTM layer's used output (Y_h) when Y is left unused, so its gradient is not a trivial 0", async () => {
