@@ -1,4 +1,4 @@
-import { access, readdirSync, rmSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 
 /** Prefix of the engine's short-lived model copies (written next to big models for onnxruntime). */
@@ -111,10 +111,27 @@ export function sweepStaleTempFiles(folder: string): string[] {
 
 // SIGINT/SIGTERM: the CLI opts in (an editor's worker process is killed with SIGKILL and relies on
 // the sweep). The handlers are installed only while a copy exists, so Ctrl-C stays immediate the
-// rest of the time; onnxruntime blocks the main thread while it creates a session, so a signal
-// that arrives then is handled once creation returns.
+// rest of the time (no listener: the default action ends the process even while onnxruntime's
+// session.run holds the main thread); onnxruntime blocks the main thread while it creates a
+// session, so a signal that arrives then is handled once creation returns.
+//
+// Removing them is the delicate part. libuv's C handler only writes a caught signal into the
+// loop's signal pipe and the listener runs when a poll phase reads it; removing the last listener
+// restores the default action but drops a signal still unread in the pipe (the run then goes on as
+// if nothing happened). So the handlers go once the pipe has been read since the last copy went (a
+// signal caught during session creation then exits) and before anything blocks the thread again:
+// onnxruntime runs session.run synchronously inside a setImmediate, and a removal queued behind
+// it left the handlers in place during the first run, to drop the signal caught there. The removal
+// is a setImmediate queued as the last copy goes, ahead of that run; a witness signal raised at the
+// same moment tells it whether a poll phase has read the pipe since (signals are read in order):
+// if not, it waits one more turn, whose poll phase does.
 let signalExit: ((line: string) => void) | undefined;
 const handlers = new Map<NodeJS.Signals, () => void>();
+/** Harmless signal (ignored by default, unused by Node) sent to this process to learn when its signal pipe was read. */
+const WITNESS: NodeJS.Signals = "SIGURG";
+let witnessListening = false;
+/** The latest removal request; `drained` once a witness was dispatched after it was made. */
+let removal: { drained: boolean } | undefined;
 
 /**
  * The CLI's SIGINT/SIGTERM handling: while a temp copy exists, a signal removes it, prints one line
@@ -125,12 +142,20 @@ export function exitOnSignalsRemovingTempFiles(write: (line: string) => void = (
   if (live.size) installSignalHandlers();
 }
 
+/** Whether this process's SIGINT/SIGTERM handlers are installed (tests). */
+export function signalHandlersInstalled(): boolean {
+  return handlers.size > 0;
+}
+
 function installSignalHandlers(): void {
   if (!signalExit || handlers.size) return;
   for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     const handler = (): void => {
-      removeLiveTempFiles();
-      signalExit?.(`onnx-doctor: cancelled: stopped by ${signal}\n`);
+      // The handlers outlive the last copy by up to a loop turn: the line only when one had to go.
+      if (live.size) {
+        removeLiveTempFiles();
+        signalExit?.(`onnx-doctor: cancelled: stopped by ${signal}\n`);
+      }
       process.exit(code);
     };
     handlers.set(signal, handler);
@@ -139,13 +164,35 @@ function installSignalHandlers(): void {
 }
 
 function uninstallSignalHandlers(): void {
-  // A signal that arrived while onnxruntime held the main thread waits in libuv's signal pipe and
-  // is read in the next poll phase; removing the handler before that would drop it (and Ctrl-C
-  // would be ignored). An I/O callback runs in a poll phase that has read the pipe, so the
-  // handlers go in the check phase right after one.
-  access(process.execPath, () => setImmediate(() => {
-    if (live.size) return;
-    for (const [signal, handler] of handlers) process.removeListener(signal, handler);
-    handlers.clear();
-  }));
+  const request = { drained: false };
+  removal = request;
+  raiseWitness();
+  setImmediate(() => {
+    if (request !== removal || live.size) return;
+    if (request.drained) removeSignalHandlers();
+    // Asked for in a poll phase (or no witness): the next turn's poll phase reads the pipe.
+    else setImmediate(() => request === removal && removeSignalHandlers());
+  });
+}
+
+function removeSignalHandlers(): void {
+  if (live.size) return;
+  removal = undefined;
+  for (const [signal, handler] of handlers) process.removeListener(signal, handler);
+  handlers.clear();
+}
+
+/** Sends the witness signal to this process (none on Windows: the removal then always waits a turn). */
+function raiseWitness(): void {
+  if (process.platform === "win32") return;
+  try {
+    if (!witnessListening) {
+      // Kept for the process's life: removing it could drop a witness still in the pipe.
+      process.on(WITNESS, () => void (removal && (removal.drained = true)));
+      witnessListening = true;
+    }
+    process.kill(process.pid, WITNESS);
+  } catch {
+    // no witness: the removal waits a turn
+  }
 }

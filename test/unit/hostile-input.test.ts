@@ -135,6 +135,71 @@ describe("temporary model copies", () => {
     assert.doesNotMatch(r.stdout, /survived/);
     assert.ok(!existsSync(join(dir, ".onnx-doctor-1-sig.onnx")));
   });
+
+  // onnxruntime-node creates a session and runs session.run synchronously inside a setImmediate;
+  // the child does the same with Atomics.wait, writes `<step> <handlers installed>` as each block
+  // starts, and the test sends `signal` when the line of step `at` arrives.
+  const ortLike = (dir: string, body: string, at: string, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string }> => {
+    const { args } = child(dir, `
+      import { readFile, writeFileSync, writeSync } from "node:fs";
+      import { exitOnSignalsRemovingTempFiles, registerTempFile, removeTempFile, signalHandlersInstalled } from "@src/runtime/temp-files";
+      exitOnSignalsRemovingTempFiles();
+      const temp = ${JSON.stringify(join(dir, ".onnx-doctor-1-ort.onnx"))};
+      const block = (step: string, ms: number): void => {
+        writeSync(1, step + " " + signalHandlersInstalled() + "\\n");
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+        writeSync(1, step + " returned\\n");
+      };
+      const ort = (step: string, ms: number): Promise<void> => new Promise((resolve) => setImmediate(() => { block(step, ms); resolve(); }));
+      void readFile;
+      void (async () => {
+        ${body}
+        writeSync(1, "survived\\n");
+      })();
+    `);
+    return new Promise((resolve) => {
+      const c = spawn(process.execPath, args, { cwd: ROOT });
+      let stdout = "";
+      c.stdout.on("data", (d: Buffer) => {
+        const sent = stdout.split("\n").some((l) => l.startsWith(`${at} `));
+        stdout += d.toString();
+        if (!sent && stdout.split("\n").some((l) => l.startsWith(`${at} `))) c.kill(signal);
+      });
+      c.on("exit", (code, sig) => resolve({ code, signal: sig, stdout }));
+    });
+  };
+
+  it("a signal during the session.run right after the copy is removed stops the process at once (it was dropped: exit 0)", async () => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      const dir = tmp();
+      const r = await ortLike(dir, `
+        registerTempFile(temp); writeFileSync(temp, "x");
+        try { await ort("create", 100); } finally { removeTempFile(temp); }
+        await ort("run", 8000);
+      `, "run", signal);
+      // The handlers are gone before the first run starts: the default action ends it mid-run.
+      assert.match(r.stdout, /^create true\ncreate returned\nrun false\n$/, `${signal}: ${r.stdout}`);
+      assert.equal(r.signal, signal, `${signal}: exit ${r.code}`);
+      assert.deepEqual(readdirSync(dir), ["child.ts"]);
+    }
+  });
+
+  it("a signal caught while a failed copy blocks an I/O callback is not dropped when that callback removes the copy", async () => {
+    const dir = tmp();
+    const r = await ortLike(dir, `
+      await new Promise<void>((resolve) => readFile(__filename, () => {
+        registerTempFile(temp); writeFileSync(temp, "x");
+        block("copy", 1500);
+        removeTempFile(temp);
+        resolve();
+      }));
+      await ort("create-in-memory", 300);
+      await ort("run", 8000);
+    `, "copy", "SIGINT");
+    assert.equal(r.code, 130, r.stdout);
+    assert.doesNotMatch(r.stdout, /run|survived/);
+    assert.deepEqual(readdirSync(dir), ["child.ts"]);
+  });
 });
 
 function npy(descr: string, shape: number[], data: ArrayBufferView): string {
