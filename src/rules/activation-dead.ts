@@ -22,7 +22,9 @@ function silentUpstream(layer: Layer, ctx: RuleContext): Layer | undefined {
   let tensor: string | undefined = layer.node.inputs[0];
   for (let hops = 0; tensor && hops < 16; hops++) {
     const upstream = byOutput.get(tensor);
-    if (upstream) return ctx.reports[upstream.id].activation?.zeroFraction === 1 ? upstream : undefined;
+    // An exact count only: a zero fraction read off the histogram sample can miss the few non-zeros.
+    const a = upstream && ctx.reports[upstream.id].activation;
+    if (upstream) return a && a.zeroFraction === 1 && !a.zeroFractionFromSample ? upstream : undefined;
     const producer = ctx.index.producer.get(tensor);
     tensor = producer && ZERO_PRESERVING.has(producer.opType) ? producer.inputs[0] : undefined;
   }
