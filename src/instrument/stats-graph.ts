@@ -133,10 +133,11 @@ export function instrumentStatistics(model: Model, taps: readonly Tap[], extra?:
 function sumOfSquaredDeviations(b: NodeBuilder, x: string, mean: string, size: string): string {
   const sumSq = b.op("ReduceSumSquare", [x], { keepdims: 0 });
   const meanSq = b.op("Mul", [b.op("Mul", [mean, mean]), b.op("Cast", [size], { to: DT.FLOAT })]);
-  const cancels = b.op("Greater", [meanSq, b.op("Mul", [sumSq, b.constFloat(0.5)])]);
-  return b.ifElse(cancels,
-    (t) => t.op("ReduceSumSquare", [t.op("Sub", [x, mean])], { keepdims: 0 }),
-    (f) => f.op("Sub", [sumSq, meanSq]));
+  // Asked this way round so that NaN, and both sums overflowing to Inf, take the second pass as before.
+  const onePass = b.op("Less", [meanSq, b.op("Mul", [sumSq, b.constFloat(0.5)])]);
+  return b.ifElse(onePass,
+    (t) => t.op("Sub", [sumSq, meanSq]),
+    (f) => f.op("ReduceSumSquare", [f.op("Sub", [x, mean])], { keepdims: 0 }));
 }
 
 /**

@@ -76,9 +76,11 @@ describe("in-graph statistics", () => {
     const n = 4096;
     const r = new Random(3);
     const x = Float32Array.from({ length: n }, () => r.normal() * 0.01);
-    const g = graph([node("Add", ["x", "c"], ["y"])], [floatTensor("c", [], [1000])], [valueInfo("x", ["batch", 4])], [valueInfo("y", ["batch", 4])]);
+    // z = x * 1e20: Σz² overflows float32, so m2 is Inf either way (never Inf - Inf = NaN).
+    const g = graph([node("Add", ["x", "c"], ["y"]), node("Mul", ["x", "big"], ["z"])], [floatTensor("c", [], [1000]), floatTensor("big", [], [1e20])],
+      [valueInfo("x", ["batch", 4])], [valueInfo("y", ["batch", 4]), valueInfo("z", ["batch", 4])]);
     const model = loadModel("mem.onnx", { bytes: modelBytes(g) });
-    const { bytes, outputs } = instrumentStatistics(model, [{ tensor: "x" }, { tensor: "y" }]);
+    const { bytes, outputs } = instrumentStatistics(model, [{ tensor: "x" }, { tensor: "y" }, { tensor: "z" }]);
     const session = await RuntimeSession.open(bytes, new Map());
     const out = await session.run({ x: { dtype: "float32", dims: [n / 4, 4], data: x } }, outputs.flatMap(tapOutputNames));
     await session.release();
@@ -89,5 +91,6 @@ describe("in-graph statistics", () => {
       const got = Number(out[o.m2].data[0]);
       assert.ok(Math.abs(got - m2) / m2 < 1e-3, `m2 ${got} vs ${m2} (mean ${mean})`);
     }
+    assert.equal(Number(out[outputs[2].m2].data[0]), Infinity);
   });
 });
