@@ -103,6 +103,10 @@ try {
   const findingsText = await wv.locator("#findings").innerText();
   check(/activation\.vanishing/.test(findingsText) && /init\.scale-small/.test(findingsText), "findings list shows activation.vanishing and init.scale-small");
   check(/Fix:/.test(findingsText), "findings show a fix");
+  // The report editor's analysis runs the backward graph too: its gradient chart, note and finding.
+  check(await wv.locator("#chart-gradient").count() === 1, "canvas #chart-gradient from the real gradient probe");
+  check(/Loss: random .*gradients reach 10 of 10 layers/.test(await wv.locator("#gradient-note").innerText()), "the gradient chart names its loss and its coverage");
+  check(/gradient\.vanishing/.test(findingsText), "findings list shows gradient.vanishing");
   await page.screenshot({ path: path.join(out, "tanh_tiny_init-report.png") });
   await wv.locator("#histograms").scrollIntoViewIfNeeded();
   await page.waitForTimeout(300);
