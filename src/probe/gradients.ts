@@ -306,13 +306,15 @@ export function coverageReport(summary: GradientSummary | undefined, error?: str
 export function coverageFindings(coverage: GradientCoverageReport | undefined): Finding[] {
   if (!coverage) return [];
   if (coverage.error) {
+    // Skipped for size is the engine's choice, not an op it cannot handle: its own rule id says so.
+    const skipped = coverage.error.startsWith("skipped");
     return [{
-      ruleId: "model.unsupported/gradient", category: "model.unsupported", severity: "info",
-      message: coverage.error.startsWith("skipped")
+      ruleId: skipped ? "model.unsupported/gradient-skipped" : "model.unsupported/gradient", category: "model.unsupported", severity: "info",
+      message: skipped
         ? `No gradient statistics: ${coverage.error}.`
         : `No gradient statistics: the backward graph could not be built or run (${coverage.error}). Activation statistics are unaffected.`,
       evidence: { error: coverage.error },
-      fix: coverage.error.startsWith("skipped")
+      fix: skipped
         ? "Ask for gradient statistics with --loss random (or ce/mse with --labels); the analysis then takes longer and needs more memory."
         : "Gradient statistics need float32/float64 tensors and ops with vector-Jacobian rules; try --loss none to skip them.",
     }];

@@ -21,6 +21,10 @@ describe("module paths", () => {
     assert.equal(modulePathFromNodeName("/layer1/layer1.0/conv1/Conv"), "layer1.0.conv1");
     assert.equal(modulePathFromNodeName("/layers/layers.0/Gemm"), "layers.0");
     assert.equal(modulePathFromNodeName("/encoder/layers.0/self_attn/MatMul_1"), "encoder.layers.0.self_attn");
+    // Sequentials nested in a module (torchvision's downsample, MobileNet's conv blocks) repeat their own segment, not the whole path.
+    assert.equal(modulePathFromNodeName("/layer2/layer2.0/downsample/downsample.0/Conv"), "layer2.0.downsample.0");
+    assert.equal(modulePathFromNodeName("/features/features.1/conv/conv.0/conv.0.0/Conv"), "features.1.conv.0.0");
+    assert.equal(modulePathFromNodeName("/conv/conv/Conv"), "conv.conv");
     assert.equal(modulePathFromNodeName("/Flatten"), undefined);
     assert.equal(modulePathFromNodeName("Conv_12"), undefined);
     assert.equal(modulePathFromWeightName("features.3.weight"), "features.3");

@@ -511,7 +511,7 @@ describe("deep graphs", () => {
     const rep = await analyze(chain(3001), { batchSize: 2, batches: 1 });
     assert.equal(rep.probe.ran, true, rep.probe.error);
     assert.match(rep.probe.gradientCoverage?.error ?? "", /^skipped by default: the model has 3001 nodes \(more than 3000\).*ask for them with --loss random\|ce\|mse$/);
-    const info = rep.findings.find((f) => f.ruleId === "model.unsupported/gradient");
+    const info = rep.findings.find((f) => f.ruleId === "model.unsupported/gradient-skipped");
     assert.equal(info?.severity, "info");
     assert.match(info!.fix, /--loss random/);
     assert.ok(rep.layers.every((l) => l.gradient === undefined));
