@@ -1,11 +1,12 @@
 import { attrFloat, attrInt, type ConstTensor, type GraphNode, type Model } from "../onnx/model";
 import { GraphIndex } from "./index";
+import { hasFoldedFreshBatchNorm } from "./fresh-batchnorm";
 import { modulePathFromNodeName, modulePathFromWeightName } from "./module-path";
 
 /** The nonlinearity applied right after a layer; it decides the initialisation the layer needs. */
 export type Activation =
   | "relu" | "leaky_relu" | "prelu" | "elu" | "selu" | "gelu" | "tanh" | "sigmoid" | "hard_sigmoid"
-  | "softplus" | "hard_swish" | "softmax";
+  | "softplus" | "silu" | "hard_swish" | "softmax";
 
 export type LayerKind = "linear" | "conv" | "recurrent" | "embedding" | "norm";
 
@@ -38,8 +39,13 @@ export interface Layer {
   readonly activation?: Activation;
   /** The tensor whose statistics describe this layer: after its activation if it has one. */
   readonly output: string;
-  /** A normalization consumes this layer's output, which makes its weight scale irrelevant. */
+  /**
+   * A normalization consumes this layer's output, which makes its weight scale irrelevant; also
+   * true when the exporter folded a fresh BatchNorm into this conv ({@link foldedFreshNorm}).
+   */
   readonly followedByNorm: boolean;
+  /** torch.onnx folded a BatchNorm with untrained running statistics into this conv (graph/fresh-batchnorm.ts). */
+  readonly foldedFreshNorm: boolean;
   /** Whether output units sit on axis 1 (NCHW convs) or on the last axis (dense layers). */
   readonly unitAxis: "channel" | "last";
   /** The output has spatial positions after the channel axis (NCHW), so per-channel pooling applies. */
@@ -75,6 +81,22 @@ function activationOf(n: GraphNode): Activation | undefined {
     case "Clip": return clipMin(n) === 0 ? "relu" : undefined;
     default: return undefined;
   }
+}
+
+/**
+ * x * sigmoid(x) (SiLU/Swish, as torch exports nn.SiLU) and x * hardsigmoid(x) (Hardswish before
+ * opset 14): the tensor feeds exactly a gate and the Mul of itself with the gate.
+ */
+function selfGated(index: GraphIndex, x: string): { activation: Activation; nodes: GraphNode[]; output: string } | undefined {
+  const users = index.consumersOf(x);
+  if (users.length !== 2 || index.graphOutputs.has(x)) return undefined;
+  const gate = users.find((n) => n.opType === "Sigmoid" || n.opType === "HardSigmoid");
+  const mul = users.find((n) => n.opType === "Mul");
+  if (!gate || !mul || index.consumersOf(gate.outputs[0]).length !== 1) return undefined;
+  if (![...mul.inputs].sort().every((v, i) => v === [x, gate.outputs[0]].sort()[i])) return undefined;
+  // HardSigmoid is hardswish's gate only with its alpha 1/6 and beta 0.5 (torch's export).
+  if (gate.opType === "HardSigmoid" && Math.abs(attrFloat(gate, "alpha", 0.2) - 1 / 6) > 1e-6) return undefined;
+  return { activation: gate.opType === "Sigmoid" ? "silu" : "hard_swish", nodes: [gate, mul], output: mul.outputs[0] };
 }
 
 function clipMin(n: GraphNode): number | undefined {
@@ -136,7 +158,13 @@ function groupLayers(model: Model, index: GraphIndex, scope: string, layers: Lay
         output = next.outputs[0];
       }
     }
-    const act = index.soleConsumer(output);
+    const gate = selfGated(index, output);
+    if (gate) {
+      activation = gate.activation;
+      nodes.push(...gate.nodes);
+      output = gate.output;
+    }
+    const act = gate ? undefined : index.soleConsumer(output);
     if (act) {
       let kind = activationOf(act);
       if (act.opType === "Clip" && kind === undefined && act.inputs[1]) {
@@ -159,6 +187,8 @@ function groupLayers(model: Model, index: GraphIndex, scope: string, layers: Lay
       if (normOps.has(consumer.opType) || consumer.opType === "ReduceMean") followedByNorm = true;
     }
 
+    const foldedFreshNorm = hasFoldedFreshBatchNorm(node, spec.weight, bias);
+    if (foldedFreshNorm) followedByNorm = true;
     const weightName = spec.weight?.name;
     const module = modulePathFromNodeName(node.name) ?? (weightName ? modulePathFromWeightName(weightName) : undefined);
     layers.push({
@@ -177,6 +207,7 @@ function groupLayers(model: Model, index: GraphIndex, scope: string, layers: Lay
       activation,
       output,
       followedByNorm,
+      foldedFreshNorm,
       unitAxis: spec.kind === "conv" || (spec.kind === "norm" && node.opType !== "LayerNormalization") ? "channel" : "last",
       scope,
       spatial: spec.kind === "conv" || (spec.kind === "norm" && node.opType !== "LayerNormalization" && fedBySpatialOp(node, index)),

@@ -1,3 +1,4 @@
+import { layerHasFreshBatchNorm } from "../graph/fresh-batchnorm";
 import type { Layer } from "../graph/layers";
 import type { Rule, RuleContext } from "./rule";
 import { fmt, isReluLike, layerTitle } from "./rule";
@@ -31,6 +32,23 @@ function silentUpstream(layer: Layer, ctx: RuleContext): Layer | undefined {
   return undefined;
 }
 
+/**
+ * The layer reads a globally pooled vector (a squeeze-and-excitation block's squeeze, a classifier
+ * head after global pooling): one value per channel and sample, which synthetic noise images make
+ * nearly the same for every sample, so a zero-bias ReLU unit's sign is decided once for the whole
+ * probe and about half of them never fire there. Real images vary far more.
+ */
+function readsPooledVector(layer: Layer, ctx: RuleContext): boolean {
+  let tensor: string | undefined = layer.node.inputs[0];
+  for (let hops = 0; tensor && hops < 8; hops++) {
+    const producer = ctx.index.producer.get(tensor);
+    if (!producer) return false;
+    if (producer.opType === "GlobalAveragePool" || producer.opType === "ReduceMean") return true;
+    tensor = ["Reshape", "Flatten", "Squeeze", "Identity"].includes(producer.opType) ? producer.inputs[0] : undefined;
+  }
+  return false;
+}
+
 export const activationDead: Rule = {
   id: "activation.dead",
   needsProbe: true,
@@ -51,23 +69,29 @@ export const activationDead: Rule = {
       const bias = reports[layer.id].weight && layer.bias ? layer.bias : undefined;
       // A trained net fed random noise is off its data distribution; silent units there prove little.
       const offDistribution = modelLooksTrained && syntheticProbe;
+      const pooledNoise = syntheticProbe && fraction < 1 && readsPooledVector(layer, ctx);
+      // Units that a training-mode BatchNorm would centre: silent in the eval-mode export only.
+      const uncentred = fraction < 1 && layerHasFreshBatchNorm(ctx.model, layer);
+      const asInfo = offDistribution || pooledNoise || uncentred;
       // Equal weights (init.zero / init.symmetric) make every unit compute the same value: that, not
       // the bias or the learning rate, is why they are silent together.
       const w = reports[layer.id].weight;
       const equalWeights = !!w && w.std === 0;
       const upstream = silentUpstream(layer, ctx);
       return [{
-        ruleId: offDistribution ? "activation.dead/synthetic-probe" : "activation.dead", category: "activation.dead",
-        severity: offDistribution ? "info" as const : fraction === 1 ? "error" as const : "warning" as const,
+        ruleId: uncentred && !offDistribution && !pooledNoise ? "activation.dead/fresh-batchnorm" : asInfo ? "activation.dead/synthetic-probe" : "activation.dead", category: "activation.dead",
+        severity: asInfo ? "info" as const : fraction === 1 ? "error" as const : "warning" as const,
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
-        message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${upstream ? ` Its input is all zero: every unit of ${upstream.name} before it is silent, so this layer sees only its bias.` : ""}${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}`,
+        message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${upstream ? ` Its input is all zero: every unit of ${upstream.name} before it is silent, so this layer sees only its bias.` : ""}${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}${pooledNoise && !offDistribution ? " The layer reads a globally pooled vector, which the synthetic probe's noise inputs make nearly the same for every sample, so each unit's sign is decided once for the whole probe: confirm with real data (--input)." : ""}${uncentred ? ` Its BatchNorm${layer.foldedFreshNorm ? " (folded into the conv by the export)" : ""} has untrained running statistics (mean 0, variance 1), so in eval mode it does not centre the pre-activations; in training it centres them with the batch's statistics and the units fire about half the time.` : ""}`,
         evidence: { deadUnits: dead, neverFiring: a.deadUnits, zeroGradientUnits: zeroGradient, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null, silentInputFrom: upstream?.name ?? null },
         // Equal weights are this layer's own fault whatever its input; otherwise a silent input is the cause.
         fix: equalWeights
           ? `All weights of this layer are equal (${fmt(w!.mean)}), so every unit computes the same value and they go silent together: initialise with random weights (He, std = sqrt(2/fan_in), before ReLU); the init findings on this layer say the same.`
           : upstream
           ? `Fix ${upstream.name} first (its finding says why it is silent); this layer's units cannot fire while their input is zero, whatever their own bias.`
-          : offDistribution
+          : uncentred && !offDistribution && !pooledNoise
+          ? "Nothing to change for training. To check the trained network, export it after training (or after a few hundred batches in train() mode, which fills the running statistics)."
+          : offDistribution || pooledNoise
           ? "Run the probe on real inputs (--input data.npz); if units stay silent there, check the bias and learning rate, or use LeakyReLU/GELU."
           : "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",
       }];

@@ -1,6 +1,6 @@
 import type { Finding } from "../report/types";
 import type { Rule } from "./rule";
-import { fmt, layerTitle, normalizationAdvice } from "./rule";
+import { fmt, freshBatchNorm, layerTitle, normalizationAdvice } from "./rule";
 import { slope } from "../stats/trend";
 
 /** Overall fall (or rise) of activation std from the first layer that counts as vanishing (exploding). */
@@ -24,6 +24,7 @@ export const activationTrend: Rule = {
       // reported by init.zero/activation.dead; they are not a trend.
       .filter((s) => Number.isFinite(s.std) && s.std > 0);
     if (seq.length < 3 || !(seq[0].std > 0)) return [];
+    const fresh = freshBatchNorm(architecture, layers);
     const first = seq[0];
     const logs = seq.map((s) => Math.log10(Math.max(s.std, 1e-30)));
     const factor = 10 ** slope(logs);
@@ -33,20 +34,20 @@ export const activationTrend: Rule = {
     const stds = seq.map((s) => s.std);
     if (min.std / first.std < VANISH_RATIO && factor < 0.7) {
       findings.push({
-        ruleId: "activation.vanishing", category: "activation.vanishing", severity: "warning",
+        ruleId: fresh ? "activation.vanishing/fresh-batchnorm" : "activation.vanishing", category: "activation.vanishing", severity: fresh ? "info" : "warning",
         layer: min.layer.name, node: min.layer.node.name, tensor: min.layer.output,
-        message: `${layerTitle(min.layer)}: activation std falls from ${fmt(first.std)} (${first.layer.name}) to ${fmt(min.std)} (${min.layer.name}), about x${fmt(factor)} per layer, so the signal is almost gone before the output and gradients vanish with it.`,
+        message: `${layerTitle(min.layer)}: activation std falls from ${fmt(first.std)} (${first.layer.name}) to ${fmt(min.std)} (${min.layer.name}), about x${fmt(factor)} per layer, so the signal is almost gone before the output and gradients vanish with it.${fresh ? ` ${fresh.note}` : ""}`,
         evidence: { firstStd: first.std, minStd: min.std, ratio: min.std / first.std, perLayerFactor: factor, stds },
-        fix: `Initialise tanh/sigmoid layers with Xavier (std = sqrt(2/(fan_in+fan_out))) and ReLU layers with He (std = sqrt(2/fan_in)); ${normalizationAdvice(architecture)}.`,
+        fix: fresh ? fresh.fix : `Initialise tanh/sigmoid layers with Xavier (std = sqrt(2/(fan_in+fan_out))) and ReLU layers with He (std = sqrt(2/fan_in)); ${normalizationAdvice(architecture)}.`,
       });
     }
     if ((max.std / first.std > EXPLODE_RATIO && factor > 1.5) || max.std > 1e4) {
       findings.push({
-        ruleId: "activation.exploding", category: "activation.exploding", severity: "warning",
+        ruleId: fresh ? "activation.exploding/fresh-batchnorm" : "activation.exploding", category: "activation.exploding", severity: fresh ? "info" : "warning",
         layer: max.layer.name, node: max.layer.node.name, tensor: max.layer.output,
-        message: `${layerTitle(max.layer)}: activation std grows from ${fmt(first.std)} (${first.layer.name}) to ${fmt(max.std)} (${max.layer.name}), about x${fmt(factor)} per layer; activations and gradients explode.`,
+        message: `${layerTitle(max.layer)}: activation std grows from ${fmt(first.std)} (${first.layer.name}) to ${fmt(max.std)} (${max.layer.name}), about x${fmt(factor)} per layer; activations and gradients explode.${fresh ? ` ${fresh.note}` : ""}`,
         evidence: { firstStd: first.std, maxStd: max.std, ratio: max.std / first.std, perLayerFactor: factor, stds },
-        fix: `Scale the weights down: He (std = sqrt(2/fan_in)) before ReLU, Xavier before tanh; ${normalizationAdvice(architecture)}; clip gradients while training.`,
+        fix: fresh ? fresh.fix : `Scale the weights down: He (std = sqrt(2/fan_in)) before ReLU, Xavier before tanh; ${normalizationAdvice(architecture)}; clip gradients while training.`,
       });
     }
     return findings;

@@ -1,7 +1,7 @@
 import type { Layer } from "../graph/layers";
 import type { Finding, LayerReport } from "../report/types";
 import type { Rule } from "./rule";
-import { fmt, isReluLike, layerTitle, normalizationAdvice } from "./rule";
+import { fmt, freshBatchNorm, isReluLike, layerTitle, normalizationAdvice } from "./rule";
 import { slope } from "../stats/trend";
 
 /**
@@ -60,15 +60,16 @@ export const gradientTrend: Rule = {
       thresholds: [AUTOTRAINER_VANISH, AUTOTRAINER_EXPLODE], l2: seq.map((p) => p.l2),
     };
     const findings: Finding[] = [];
+    const fresh = freshBatchNorm(architecture, layers);
     if (ratio < AUTOTRAINER_VANISH && fittedRatio < TREND_VANISH) {
       const saturating = layers.some((l) => l.activation === "sigmoid" || l.activation === "tanh");
       const scale = initScale(seq);
       findings.push({
-        ruleId: "gradient.vanishing", category: "gradient.vanishing", severity: "warning",
+        ruleId: fresh ? "gradient.vanishing/fresh-batchnorm" : "gradient.vanishing", category: "gradient.vanishing", severity: fresh ? "info" : "warning",
         layer: first.layer.name, node: first.layer.node.name, tensor: first.layer.output,
-        message: `${layerTitle(first.layer)}: the loss gradient shrinks about x${fmt(perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (vanishing below ${fmt(AUTOTRAINER_VANISH)}), so the first layers barely learn.${weightRatio !== null ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ""}`,
+        message: `${layerTitle(first.layer)}: the loss gradient shrinks about x${fmt(perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (vanishing below ${fmt(AUTOTRAINER_VANISH)}), so the first layers barely learn.${weightRatio !== null ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ""}${fresh ? ` ${fresh.note}` : ""}`,
         evidence,
-        fix: scale && scale.ratio < 0.5
+        fix: fresh ? fresh.fix : scale && scale.ratio < 0.5
           ? `The weights are initialised too small (median weight std ${fmt(scale.ratio)}x the ${scale.scheme} std), and each layer shrinks the backward signal with them: re-initialise with ${scale.scheme} scale (std = ${scale.scheme === "He" ? "sqrt(2/fan_in)" : "sqrt(2/(fan_in+fan_out))"}); if it persists, ${normalizationAdvice(architecture)}, or add residual connections.`
           : saturating
           ? `Sigmoid/tanh derivatives are at most 0.25/1 and shrink the gradient at every layer: use ReLU-family activations in hidden layers, Xavier/He initialisation or residual connections; ${normalizationAdvice(architecture)}.`
@@ -77,11 +78,11 @@ export const gradientTrend: Rule = {
     }
     if (ratio > AUTOTRAINER_EXPLODE && fittedRatio > TREND_EXPLODE) {
       findings.push({
-        ruleId: "gradient.exploding", category: "gradient.exploding", severity: "warning",
+        ruleId: fresh ? "gradient.exploding/fresh-batchnorm" : "gradient.exploding", category: "gradient.exploding", severity: fresh ? "info" : "warning",
         layer: first.layer.name, node: first.layer.node.name, tensor: first.layer.output,
-        message: `${layerTitle(first.layer)}: the loss gradient grows about x${fmt(1 / perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (exploding above ${AUTOTRAINER_EXPLODE}); training steps will be unstable.${weightRatio !== null ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ""}`,
+        message: `${layerTitle(first.layer)}: the loss gradient grows about x${fmt(1 / perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (exploding above ${AUTOTRAINER_EXPLODE}); training steps will be unstable.${weightRatio !== null ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ""}${fresh ? ` ${fresh.note}` : ""}`,
         evidence,
-        fix: `Scale the weights down (He std = sqrt(2/fan_in) before ReLU, Xavier before tanh), clip the gradient norm (torch.nn.utils.clip_grad_norm_) and lower the learning rate; ${normalizationAdvice(architecture)}.`,
+        fix: fresh ? fresh.fix : `Scale the weights down (He std = sqrt(2/fan_in) before ReLU, Xavier before tanh), clip the gradient norm (torch.nn.utils.clip_grad_norm_) and lower the learning rate; ${normalizationAdvice(architecture)}.`,
       });
     }
     return findings;

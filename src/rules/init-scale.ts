@@ -10,7 +10,7 @@ export const LARGE_RATIO = 2;
 
 /**
  * Weight std against what keeps activation variance constant through depth: He,
- * sqrt(2/fan_in), before ReLU-like units; Xavier, sqrt(2/(fan_in+fan_out)), or LeCun,
+ * sqrt(2/fan_in) (forward) to sqrt(2/fan_out) (backward, torchvision's mode="fan_out"), before ReLU-like units; Xavier, sqrt(2/(fan_in+fan_out)), or LeCun,
  * sqrt(1/fan_in), before tanh/sigmoid/linear. PyTorch's default (std = LeCun/sqrt(3)) passes.
  * Exempt: layers followed by a normalization (it rescales), and trained weights.
  */
@@ -43,19 +43,49 @@ export const initScale: Rule = {
               ? `pre-activations are large, so ${layer.activation} units saturate and their gradients vanish.`
               : "activations grow at every such layer and gradients explode."),
         evidence: { std: w.std, ratio, he: w.expectedStd.he, xavier: w.expectedStd.xavier, lecun: w.expectedStd.lecun, fanIn: w.fanIn, fanOut: w.fanOut, activation: layer.activation ?? null },
-        fix: isReluLike(layer)
+        fix: heFamily(layer)
           ? `Use He initialisation: std = sqrt(2/fan_in) = ${fmt(w.expectedStd.he)} (torch.nn.init.kaiming_normal_(w, nonlinearity="relu")), or add BatchNorm after this layer.`
           : `Use Xavier initialisation: std = sqrt(2/(fan_in+fan_out)) = ${fmt(w.expectedStd.xavier)} (torch.nn.init.xavier_normal_), or LeCun std = sqrt(1/fan_in) = ${fmt(w.expectedStd.lecun)}; or add LayerNorm between layers.`,
       });
     }
-    return findings;
+    return findings.map((f) => (isLoneSmallOutputLayer(f, findings, layers) ? asOutputLayerChoice(f) : f));
   },
 };
+
+/**
+ * A small output layer next to healthy hidden layers is a deliberate choice more often than a
+ * mistake (torchvision's SqueezeNet draws its classifier from N(0, 0.01); starting the logits near
+ * zero starts the softmax near uniform), and one layer cannot shrink a signal through depth. When
+ * the hidden layers are small too, it is part of the same mistake and stays a warning.
+ */
+function isLoneSmallOutputLayer(f: Finding, all: readonly Finding[], layers: readonly Layer[]): boolean {
+  const outputLayer = (name: string | undefined): boolean => !!layers.find((l) => l.name === name)?.isOutputLayer;
+  return f.category === "init.scale-small" && outputLayer(f.layer) && !all.some((g) => g.category === "init.scale-small" && !outputLayer(g.layer));
+}
+
+function asOutputLayerChoice(f: Finding): Finding {
+  return {
+    ...f, ruleId: "init.scale-small/output-layer", severity: "info",
+    message: f.message.replace(/; activations shrink at every such layer and gradients vanish\.$/, "; it is the output layer, so this only scales the outputs (a small last layer is a common choice: it starts the logits near zero), and the hidden layers are initialised at a healthy scale."),
+    fix: "Nothing to change if the small output layer is intended; otherwise initialise it like the hidden layers. " + f.fix,
+  };
+}
+
+/** Units that pass about half their input, as ReLU does (GELU, ELU, SiLU, hardswish): He's scale fits them. */
+const heFamily = (layer: Layer): boolean =>
+  isReluLike(layer) || layer.activation === "gelu" || layer.activation === "elu" || layer.activation === "silu" || layer.activation === "hard_swish";
 
 /** The healthy std range; for tanh/sigmoid/linear layers it runs between Xavier and LeCun, named in `range`. */
 function expectedRange(layer: Layer, w: WeightReport): { reference: string; lo: number; hi: number; range?: string } {
   const e = w.expectedStd!;
-  if (isReluLike(layer) || layer.activation === "gelu" || layer.activation === "elu") return { reference: "He", lo: e.he, hi: e.he };
+  if (heFamily(layer)) {
+    // He et al. keep either the forward variance (fan_in) or the backward one (fan_out); torchvision
+    // initialises its convolutions with mode="fan_out". Both ends are healthy, and so is between.
+    const heOut = w.fanOut ? Math.sqrt(2 / w.fanOut) : e.he;
+    const [lo, hi] = heOut < e.he ? [heOut, e.he] : [e.he, heOut];
+    if (hi <= lo * (1 + 1e-9)) return { reference: "He", lo, hi };
+    return { reference: w.std < lo ? (lo === heOut ? "He fan_out" : "He") : hi === heOut ? "He fan_out" : "He", lo, hi, range: `He fan_${lo === heOut ? "out" : "in"} ${fmt(lo)} to He fan_${hi === heOut ? "out" : "in"} ${fmt(hi)}` };
+  }
   // Xavier and LeCun bound the healthy range; PyTorch's default (LeCun/sqrt(3)) stays above SMALL_RATIO.
   const [lo, hi] = e.xavier <= e.lecun ? [["Xavier", e.xavier], ["LeCun", e.lecun]] as const : [["LeCun", e.lecun], ["Xavier", e.xavier]] as const;
   return { reference: w.std < lo[1] ? lo[0] : hi[0], lo: lo[1], hi: hi[1], range: hi[1] > lo[1] * (1 + 1e-9) ? `${lo[0]} ${fmt(lo[1])} to ${hi[0]} ${fmt(hi[1])}` : undefined };

@@ -66,3 +66,23 @@ export function normalizationAdvice(architecture: Architecture | undefined): str
     ? "add normalization (BatchNorm/LayerNorm) between layers"
     : `the model already has ${norms} normalization layer${norms === 1 ? "" : "s"}, so look at what they leave alone: layers between them, norm weights far from 1, stale running statistics, residual branches added without scaling`;
 }
+
+/**
+ * Why a trend of activation or gradient scale over depth may not hold in training: the model's
+ * BatchNorms still have untrained running statistics (graph/fresh-batchnorm.ts), so in eval mode,
+ * the mode of the export, they pass the signal unchanged, while in training each one renormalises
+ * its layer with the batch's own statistics. Applies when such BatchNorms are at least two and sit
+ * after at least a quarter of the weight layers; the trend findings then turn into information.
+ */
+export function freshBatchNorm(architecture: Architecture | undefined, layers: readonly Layer[]): { note: string; fix: string } | undefined {
+  const fresh = architecture?.freshBatchNorms;
+  if (!fresh) return undefined;
+  const count = fresh.kept + fresh.folded;
+  const weighted = layers.filter((l) => l.kind === "conv" || l.kind === "linear").length;
+  if (count < 2 || count * 4 < weighted) return undefined;
+  const where = fresh.folded === 0 ? "" : fresh.kept === 0 ? ", all folded into the convolutions by the export" : `, ${fresh.folded} of them folded into the convolutions by the export`;
+  return {
+    note: `The model's ${count} BatchNorms have untrained running statistics (mean 0, variance 1${where}), so in eval mode they pass the signal through unchanged and this measures the network without its normalization; in training each BatchNorm renormalises its layer with the batch's own statistics, which keeps this from happening there.`,
+    fix: "Nothing to change for training while the BatchNorms run in train mode. To check the network as it will run after training, export it after training (or after a few hundred batches in train() mode, which fills the running statistics); to keep the BatchNorms visible in the graph, export with training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False.",
+  };
+}
