@@ -4,7 +4,6 @@ import { spectralRadius } from "../stats/linalg";
 import type { GraphIndex } from "./index";
 import type { Layer } from "./layers";
 import { modulePathFromNodeName, modulePathFromWeightName } from "./module-path";
-import { isFreshBatchNorm } from "./fresh-batchnorm";
 import { findNorms, type NormMatch } from "./norms";
 import { findResidualBlocks, type ResidualBlock } from "./residual";
 
@@ -47,21 +46,12 @@ export interface Architecture {
   readonly blocks: readonly ResidualBlock[];
   readonly dropouts: readonly DropoutInfo[];
   readonly recurrent: readonly RecurrentInfo[];
-  /**
-   * BatchNorms with untrained running statistics (graph/fresh-batchnorm.ts): kept as nodes, or
-   * folded by the exporter into the convs before them. In eval mode they pass the signal unchanged.
-   */
-  readonly freshBatchNorms: { readonly kept: number; readonly folded: number };
 }
 
 export function analyzeArchitecture(model: Model, index: GraphIndex, layers: readonly Layer[]): Architecture {
   const norms = findNorms(index);
   const blocks = findResidualBlocks(index, norms);
-  const freshBatchNorms = {
-    kept: norms.filter((n) => n.form === "op" && isFreshBatchNorm(model, n.nodes[0])).length,
-    folded: layers.filter((l) => l.foldedFreshNorm).length,
-  };
-  return { norms, blocks, dropouts: findDropouts(model), recurrent: findRecurrent(model, index, layers), freshBatchNorms };
+  return { norms, blocks, dropouts: findDropouts(model), recurrent: findRecurrent(model, index, layers) };
 }
 
 function findDropouts(model: Model): DropoutInfo[] {

@@ -1,6 +1,6 @@
 import { attrFloat, attrInt, type ConstTensor, type GraphNode, type Model } from "../onnx/model";
 import { GraphIndex } from "./index";
-import { hasFoldedFreshBatchNorm } from "./fresh-batchnorm";
+import { hasFoldedFreshBatchNorm, isFreshBatchNorm } from "./fresh-batchnorm";
 import { modulePathFromNodeName, modulePathFromWeightName } from "./module-path";
 
 /** The nonlinearity applied right after a layer; it decides the initialisation the layer needs. */
@@ -39,13 +39,15 @@ export interface Layer {
   readonly activation?: Activation;
   /** The tensor whose statistics describe this layer: after its activation if it has one. */
   readonly output: string;
-  /**
-   * A normalization consumes this layer's output, which makes its weight scale irrelevant; also
-   * true when the exporter folded a fresh BatchNorm into this conv ({@link foldedFreshNorm}).
-   */
+  /** A normalization consumes this layer's output, which makes its weight scale irrelevant. */
   readonly followedByNorm: boolean;
-  /** torch.onnx folded a BatchNorm with untrained running statistics into this conv (graph/fresh-batchnorm.ts). */
+  /**
+   * torch.onnx seems to have folded a BatchNorm with untrained running statistics into this conv
+   * (graph/fresh-batchnorm.ts). Only a sign: the names are the evidence, so the weight scale still counts.
+   */
   readonly foldedFreshNorm: boolean;
+  /** The normalization that consumes this layer's output is a BatchNorm with untrained running statistics. */
+  readonly keptFreshNorm: boolean;
   /** Whether output units sit on axis 1 (NCHW convs) or on the last axis (dense layers). */
   readonly unitAxis: "channel" | "last";
   /** The output has spatial positions after the channel axis (NCHW), so per-channel pooling applies. */
@@ -183,12 +185,13 @@ function groupLayers(model: Model, index: GraphIndex, scope: string, layers: Lay
       const f = node.attrs.get("activations")?.strings.map((b) => new TextDecoder().decode(b))[0] ?? "Tanh";
       activation = ({ Tanh: "tanh", Sigmoid: "sigmoid", Relu: "relu" } as const)[f];
     }
+    let keptFreshNorm = false;
     for (const consumer of index.consumersOf(output)) {
       if (normOps.has(consumer.opType) || consumer.opType === "ReduceMean") followedByNorm = true;
+      if (isFreshBatchNorm(model, consumer)) keptFreshNorm = true;
     }
 
     const foldedFreshNorm = hasFoldedFreshBatchNorm(node, spec.weight, bias);
-    if (foldedFreshNorm) followedByNorm = true;
     const weightName = spec.weight?.name;
     const module = modulePathFromNodeName(node.name) ?? (weightName ? modulePathFromWeightName(weightName) : undefined);
     layers.push({
@@ -208,6 +211,7 @@ function groupLayers(model: Model, index: GraphIndex, scope: string, layers: Lay
       output,
       followedByNorm,
       foldedFreshNorm,
+      keptFreshNorm,
       unitAxis: spec.kind === "conv" || (spec.kind === "norm" && node.opType !== "LayerNormalization") ? "channel" : "last",
       scope,
       spatial: spec.kind === "conv" || (spec.kind === "norm" && node.opType !== "LayerNormalization" && fedBySpatialOp(node, index)),

@@ -49,6 +49,23 @@ function readsPooledVector(layer: Layer, ctx: RuleContext): boolean {
   return false;
 }
 
+/**
+ * At least half as many units as are silent have a bias far below what initialisation gives
+ * (PyTorch draws biases within ±1/sqrt(fan_in); here below -3/sqrt(fan_in)): the bias switches them
+ * off, whatever the probe, so the silence is no artefact of a synthetic input.
+ */
+function biasSwitchesUnitsOff(layer: Layer, fanIn: number | null | undefined, dead: number): boolean {
+  if (!layer.bias || !fanIn) return false;
+  const floor = -3 / Math.sqrt(fanIn);
+  let off = 0;
+  try {
+    for (const b of layer.bias.values()) if (b < floor) off++;
+  } catch {
+    return false;
+  }
+  return off * 2 >= dead;
+}
+
 export const activationDead: Rule = {
   id: "activation.dead",
   needsProbe: true,
@@ -69,7 +86,7 @@ export const activationDead: Rule = {
       const bias = reports[layer.id].weight && layer.bias ? layer.bias : undefined;
       // A trained net fed random noise is off its data distribution; silent units there prove little.
       const offDistribution = modelLooksTrained && syntheticProbe;
-      const pooledNoise = syntheticProbe && fraction < 1 && readsPooledVector(layer, ctx);
+      const pooledNoise = syntheticProbe && fraction < 1 && readsPooledVector(layer, ctx) && !biasSwitchesUnitsOff(layer, reports[layer.id].weight?.fanIn, dead);
       // Units that a training-mode BatchNorm would centre: silent in the eval-mode export only.
       const uncentred = fraction < 1 && layerHasFreshBatchNorm(ctx.model, layer);
       const asInfo = offDistribution || pooledNoise || uncentred;

@@ -24,7 +24,7 @@ export const activationTrend: Rule = {
       // reported by init.zero/activation.dead; they are not a trend.
       .filter((s) => Number.isFinite(s.std) && s.std > 0);
     if (seq.length < 3 || !(seq[0].std > 0)) return [];
-    const fresh = freshBatchNorm(architecture, layers);
+    const fresh = freshBatchNorm(layers);
     const first = seq[0];
     const logs = seq.map((s) => Math.log10(Math.max(s.std, 1e-30)));
     const factor = 10 ** slope(logs);

@@ -60,7 +60,7 @@ export const gradientTrend: Rule = {
       thresholds: [AUTOTRAINER_VANISH, AUTOTRAINER_EXPLODE], l2: seq.map((p) => p.l2),
     };
     const findings: Finding[] = [];
-    const fresh = freshBatchNorm(architecture, layers);
+    const fresh = freshBatchNorm(layers);
     if (ratio < AUTOTRAINER_VANISH && fittedRatio < TREND_VANISH) {
       const saturating = layers.some((l) => l.activation === "sigmoid" || l.activation === "tanh");
       const scale = initScale(seq);

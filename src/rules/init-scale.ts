@@ -48,19 +48,35 @@ export const initScale: Rule = {
           : `Use Xavier initialisation: std = sqrt(2/(fan_in+fan_out)) = ${fmt(w.expectedStd.xavier)} (torch.nn.init.xavier_normal_), or LeCun std = sqrt(1/fan_in) = ${fmt(w.expectedStd.lecun)}; or add LayerNorm between layers.`,
       });
     }
-    return findings.map((f) => (isLoneSmallOutputLayer(f, findings, layers) ? asOutputLayerChoice(f) : f));
+    const graded = findings.map((f) => (layers.find((l) => l.name === f.layer)?.foldedFreshNorm ? asFoldedBatchNorm(f) : f));
+    return graded.map((f) => (isLoneSmallOutputLayer(f, graded, layers) ? asOutputLayerChoice(f) : f));
   },
 };
+
+/**
+ * A conv that seems to carry a BatchNorm folded in by the export (graph/fresh-batchnorm.ts) is
+ * rescaled by that BatchNorm in training, so its weight scale does not matter there; torchvision's
+ * kaiming fan_out init of a linear bottleneck is 2-3x Xavier, harmless before a BatchNorm. The fold
+ * is read off names, so the finding stays, as information that says what it rests on.
+ */
+function asFoldedBatchNorm(f: Finding): Finding {
+  return {
+    ...f, ruleId: `${f.category}/folded-batchnorm`, severity: "info",
+    message: `${f.message} The conv looks like one into which the export folded a BatchNorm with untrained running statistics (its bias is exactly zero and named onnx::Conv_<n>, as torch's constant folding leaves it); if so, that BatchNorm rescales its output in training and this scale does not matter.`,
+    fix: `If the model has no BatchNorm after this conv: ${f.fix}`,
+  };
+}
 
 /**
  * A small output layer next to healthy hidden layers is a deliberate choice more often than a
  * mistake (torchvision's SqueezeNet draws its classifier from N(0, 0.01); starting the logits near
  * zero starts the softmax near uniform), and one layer cannot shrink a signal through depth. When
- * the hidden layers are small too, it is part of the same mistake and stays a warning.
+ * a hidden layer is mis-scaled too (small or large), the output layer is part of the same mistake
+ * and stays a warning.
  */
 function isLoneSmallOutputLayer(f: Finding, all: readonly Finding[], layers: readonly Layer[]): boolean {
   const outputLayer = (name: string | undefined): boolean => !!layers.find((l) => l.name === name)?.isOutputLayer;
-  return f.category === "init.scale-small" && outputLayer(f.layer) && !all.some((g) => g.category === "init.scale-small" && !outputLayer(g.layer));
+  return f.category === "init.scale-small" && outputLayer(f.layer) && !all.some((g) => g.severity !== "info" && !outputLayer(g.layer));
 }
 
 function asOutputLayerChoice(f: Finding): Finding {

@@ -68,21 +68,31 @@ export function normalizationAdvice(architecture: Architecture | undefined): str
 }
 
 /**
- * Why a trend of activation or gradient scale over depth may not hold in training: the model's
- * BatchNorms still have untrained running statistics (graph/fresh-batchnorm.ts), so in eval mode,
- * the mode of the export, they pass the signal unchanged, while in training each one renormalises
- * its layer with the batch's own statistics. Applies when such BatchNorms are at least two and sit
- * after at least a quarter of the weight layers; the trend findings then turn into information.
+ * Why a trend of activation or gradient scale over depth may not hold in training: the layers it
+ * runs along are normalised by BatchNorms that still have untrained running statistics
+ * (graph/fresh-batchnorm.ts), so in eval mode, the mode of the export, they pass the signal
+ * unchanged, while in training each one renormalises its layer with the batch's own statistics.
+ * Applies when at least two weight layers, and at least half of them, have such a BatchNorm after
+ * them (a few BatchNorms elsewhere in the model say nothing about the layers between); the trend
+ * findings then turn into information.
  */
-export function freshBatchNorm(architecture: Architecture | undefined, layers: readonly Layer[]): { note: string; fix: string } | undefined {
-  const fresh = architecture?.freshBatchNorms;
-  if (!fresh) return undefined;
-  const count = fresh.kept + fresh.folded;
-  const weighted = layers.filter((l) => l.kind === "conv" || l.kind === "linear").length;
-  if (count < 2 || count * 4 < weighted) return undefined;
-  const where = fresh.folded === 0 ? "" : fresh.kept === 0 ? ", all folded into the convolutions by the export" : `, ${fresh.folded} of them folded into the convolutions by the export`;
+export function freshBatchNorm(layers: readonly Layer[]): { note: string; fix: string } | undefined {
+  const weighted = layers.filter((l) => l.scope === "" && !l.isOutputLayer && (l.kind === "conv" || l.kind === "linear"));
+  const kept = weighted.filter((l) => l.keptFreshNorm).length;
+  const folded = weighted.filter((l) => l.foldedFreshNorm && !l.keptFreshNorm).length;
+  const count = kept + folded;
+  if (count < 2 || count * 2 < weighted.length) return undefined;
+  // A folded BatchNorm leaves only names behind (a zero bias called onnx::Conv_<n>), so it is a likely reading, not a fact.
+  const of = `${count} of the model's ${weighted.length} hidden weight layers`;
+  const fresh = "a BatchNorm with untrained running statistics (mean 0, variance 1";
+  const foldSign = "a folded one leaves a zero bias named onnx::Conv_<n>, as torch's constant folding does";
+  const what = folded === 0
+    ? `${of} are followed by ${fresh})`
+    : kept === 0
+    ? `${of} look like convolutions into which the export folded ${fresh}; ${foldSign})`
+    : `${of} are followed by ${fresh}; ${kept} of them) or look like convolutions into which the export folded one (${folded}; ${foldSign})`;
   return {
-    note: `The model's ${count} BatchNorms have untrained running statistics (mean 0, variance 1${where}), so in eval mode they pass the signal through unchanged and this measures the network without its normalization; in training each BatchNorm renormalises its layer with the batch's own statistics, which keeps this from happening there.`,
-    fix: "Nothing to change for training while the BatchNorms run in train mode. To check the network as it will run after training, export it after training (or after a few hundred batches in train() mode, which fills the running statistics); to keep the BatchNorms visible in the graph, export with training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False.",
+    note: `${what}, so in eval mode those BatchNorms pass the signal through unchanged and this measures the network without its normalization; in training each BatchNorm renormalises its layer with the batch's own statistics, which keeps this from happening there.`,
+    fix: "Nothing to change for training while the BatchNorms run in train mode. To check the network as it will run after training, export it after training (or after a few hundred batches in train() mode, which fills the running statistics); to keep the BatchNorms visible in the graph, export with training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False. If the model has no BatchNorms after these layers, this reading is wrong: treat the finding as a warning.",
   };
 }

@@ -52,8 +52,13 @@ describe("fresh torchvision-style exports", () => {
     assert.deepEqual(aboveInfo(r), []);
     const vanishing = r.findings.find((f) => f.category === "gradient.vanishing");
     assert.equal(vanishing?.ruleId, "gradient.vanishing/fresh-batchnorm");
-    assert.match(vanishing!.message, /BatchNorms have untrained running statistics \(mean 0, variance 1, all folded into the convolutions by the export\)/);
+    assert.match(vanishing!.message, /52 of the model's 52 hidden weight layers look like convolutions into which the export folded a BatchNorm with untrained running statistics \(mean 0, variance 1; a folded one leaves a zero bias named onnx::Conv_<n>/);
     for (const f of r.findings.filter((x) => x.category === "activation.dead")) assert.equal(f.ruleId, "activation.dead/fresh-batchnorm");
+    // torchvision's kaiming fan_out on the linear bottlenecks is 2.5x Xavier: harmless before a
+    // BatchNorm, so info that says the fold is read off names.
+    const projection = r.findings.find((f) => f.layer === "features.2.conv.2");
+    assert.equal(projection?.ruleId, "init.scale-large/folded-batchnorm");
+    assert.match(projection!.message, /looks like one into which the export folded a BatchNorm/);
   });
 
   it("the same MobileNetV2 with its BatchNorms kept (TrainingMode.PRESERVE): nothing above info either", async () => {
@@ -112,5 +117,61 @@ describe("He's range runs from fan_out to fan_in", () => {
     const f = small.findings.find((x) => x.layer === "conv" && x.category === "init.scale-small");
     assert.ok(f && f.severity === "warning", JSON.stringify(small.findings));
     assert.match(f.message, /0\.\d+x the bottom of the healthy range \(He fan_out 0\.0589 to He fan_in 0\.118/);
+  });
+});
+
+describe("fresh BatchNorms count only where they normalise the layers a trend runs along", () => {
+  // 8 Linear+ReLU layers at 3x He (exploding), with two fresh BatchNorms on the input only (the
+  // breaker's case): no weight layer is normalised, so the trends stay warnings.
+  const r = new Random(11);
+  const width = 32;
+  const nodes = [];
+  const inits = [];
+  let x = "x";
+  for (const i of [0, 1]) {
+    inits.push(floatTensor(`bn${i}.weight`, [width], new Array<number>(width).fill(1)), floatTensor(`bn${i}.bias`, [width], new Array<number>(width).fill(0)),
+      floatTensor(`bn${i}.running_mean`, [width], new Array<number>(width).fill(0)), floatTensor(`bn${i}.running_var`, [width], new Array<number>(width).fill(1)));
+    nodes.push(node("BatchNormalization", [x, `bn${i}.weight`, `bn${i}.bias`, `bn${i}.running_mean`, `bn${i}.running_var`], [`bn${i}`], [], `/bn${i}/BatchNormalization`));
+    x = `bn${i}`;
+  }
+  for (let i = 0; i < 8; i++) {
+    inits.push(floatTensor(`layers.${i}.weight`, [width, width], Array.from({ length: width * width }, () => 3 * Math.sqrt(2 / width) * r.normal())));
+    nodes.push(node("Gemm", [x, `layers.${i}.weight`], [`h${i}`], [attr("transB", 1)], `/layers.${i}/Gemm`), node("Relu", [`h${i}`], [`a${i}`], [], `/act.${i}/Relu`));
+    x = `a${i}`;
+  }
+  inits.push(floatTensor("head.weight", [4, width], Array.from({ length: 4 * width }, () => Math.sqrt(1 / width) * r.normal())));
+  nodes.push(node("Gemm", [x, "head.weight"], ["y"], [attr("transB", 1)], "/head/Gemm"));
+  const path = join(tmp, "input_bn_only.onnx");
+  writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["N", width])], [valueInfo("y", ["N", 4])]), 17));
+
+  it("two fresh BatchNorms on the input leave exploding activations and gradients a warning", async () => {
+    const report = await analyze(path, { batches: 2 });
+    const warned = aboveInfo(report);
+    assert.ok(warned.some((w) => w.startsWith("warning activation.exploding ")), warned.join("; "));
+    assert.ok(warned.some((w) => w.startsWith("warning gradient.exploding ")), warned.join("; "));
+    assert.equal(report.findings.filter((f) => f.ruleId.endsWith("/fresh-batchnorm")).length, 0);
+  });
+});
+
+describe("units after a pooled vector", () => {
+  it("stay a warning when their bias (-20, far below init's ±1/sqrt(fan_in)) switches them off", async () => {
+    const r = new Random(12);
+    const units = 64;
+    const nodes = [
+      node("GlobalAveragePool", ["x"], ["p"], [], "/pool/GlobalAveragePool"), node("Flatten", ["p"], ["f"], [], "/Flatten"),
+      node("Gemm", ["f", "fc1.weight", "fc1.bias"], ["h"], [attr("transB", 1)], "/fc1/Gemm"), node("Relu", ["h"], ["a"], [], "/relu/Relu"),
+      node("Gemm", ["a", "fc2.weight"], ["y"], [attr("transB", 1)], "/fc2/Gemm"),
+    ];
+    const inits = [
+      floatTensor("fc1.weight", [units, 16], Array.from({ length: units * 16 }, () => Math.sqrt(2 / 16) * r.normal())),
+      floatTensor("fc1.bias", [units], Array.from({ length: units }, (_, i) => (i % 5 === 4 ? 0 : -20))),
+      floatTensor("fc2.weight", [4, units], Array.from({ length: 4 * units }, () => Math.sqrt(1 / units) * r.normal())),
+    ];
+    const path = join(tmp, "pooled_negative_bias.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["N", 16, 8, 8])], [valueInfo("y", ["N", 4])]), 17));
+    const report = await analyze(path, { batches: 2 });
+    const dead = report.findings.find((f) => f.category === "activation.dead" && f.layer === "fc1");
+    assert.equal(dead?.ruleId, "activation.dead", JSON.stringify(report.findings.map((f) => f.ruleId)));
+    assert.equal(dead?.severity, "warning");
   });
 });
