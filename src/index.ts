@@ -215,6 +215,7 @@ function layerReport(layer: Layer): LayerReport {
     tensor: w.name, shape: [...w.dims], dtype: w.dtype, source: w.source,
     fanIn: layer.fanIn ?? null, fanOut: layer.fanOut ?? null,
     mean: m.mean, std: m.std, min: m.min, max: m.max, zeroFraction: m.zeroFraction, nonFinite: m.nonFinite,
+    bias: null,
     kurtosis: m.kurtosis,
     looksTrained: values !== undefined && trainedEvidence(values, layer.units, m),
     identicalUnits: layer.units && layer.units.units >= 2 ? (w.fill !== undefined || m.std === 0 ? true : values ? identicalUnits(values, layer.units) : null) : null,
@@ -225,7 +226,7 @@ function layerReport(layer: Layer): LayerReport {
   if (layer.bias && isFloat(layer.bias.dtype)) {
     // A NaN bias poisons the layer just like a NaN weight.
     const b = layer.bias.fill !== undefined ? constantMoments(layer.bias.fill, layer.bias.size) : moments(layer.bias.values());
-    weight.nonFinite += b.nonFinite;
+    weight.bias = { tensor: layer.bias.name, nonFinite: b.nonFinite };
   }
   report.weight = weight;
   return report;

@@ -53,6 +53,8 @@ export interface WeightReport {
   max: number;
   zeroFraction: number;
   nonFinite: number;
+  /** The layer's bias and its NaN/Inf count (null without a float bias). */
+  bias: { tensor: string; nonFinite: number } | null;
   kurtosis: number;
   /** Heavy tails or a non-Gaussian shape: the weights look trained, not freshly initialised. */
   looksTrained: boolean;

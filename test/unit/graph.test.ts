@@ -130,3 +130,22 @@ describe("recurrent layers' activation", () => {
     assert.ok(r.findings.some((f) => f.category === "activation.saturated" && f.layer === r.layers[0].name), r.findings.map((f) => f.category).join(", "));
   });
 });
+
+describe("NaN/Inf in stored parameters", () => {
+  it("names the bias, not the weight, when only the bias holds an Inf (the weight stays counted finite)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nonfinite-"));
+    const bias = new Array<number>(8).fill(0);
+    bias[5] = Infinity;
+    const nodes = [node("Gemm", ["x", "fc.weight", "fc.bias"], ["h"], [attr("transB", 1)], "/fc/Gemm"), node("Relu", ["h"], ["y"], [], "/relu/Relu")];
+    const inits = [floatTensor("fc.weight", [8, 4], Array.from({ length: 32 }, (_, i) => Math.sin(i))), floatTensor("fc.bias", [8], bias)];
+    const path = join(dir, "inf_bias.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["N", 4])], [valueInfo("y", ["N", 8])]), 17));
+    const r = await analyze(path, { staticOnly: true });
+    const f = r.findings.find((x) => x.category === "weights.nonfinite");
+    assert.equal(f?.tensor, "fc.bias");
+    assert.match(f!.message, /bias fc\.bias holds 1 NaN\/Inf value\(s\); every activation/);
+    assert.doesNotMatch(f!.message, /weight fc\.weight/);
+    assert.equal(r.layers[0].weight?.nonFinite, 0);
+    assert.deepEqual(r.layers[0].weight?.bias, { tensor: "fc.bias", nonFinite: 1 });
+  });
+});
