@@ -93,7 +93,8 @@ export const activationDead: Rule = {
       // Equal weights (init.zero / init.symmetric) make every unit compute the same value: that, not
       // the bias or the learning rate, is why they are silent together.
       const w = reports[layer.id].weight;
-      const equalWeights = !!w && w.std === 0;
+      // A norm layer's scale of ones is its standard init, not symmetry: it acts per element.
+      const equalWeights = !!w && w.std === 0 && layer.kind !== "norm";
       const upstream = silentUpstream(layer, ctx);
       return [{
         ruleId: uncentred && !offDistribution && !pooledNoise ? "activation.dead/fresh-batchnorm" : asInfo ? "activation.dead/synthetic-probe" : "activation.dead", category: "activation.dead",
@@ -110,6 +111,8 @@ export const activationDead: Rule = {
           ? "Nothing to change for training. To check the trained network, export it after training (or after a few hundred batches in train() mode, which fills the running statistics)."
           : offDistribution || pooledNoise
           ? "Run the probe on real inputs (--input data.npz); if units stay silent there, check the bias and learning rate, or use LeakyReLU/GELU."
+          : layer.kind === "norm"
+          ? "A normalization's outputs change sign from sample to sample when its input varies; units that never fire mean the input hardly varies between samples. Check the layer before it: weights initialised too small next to its bias (the bias then sets every sample's value), or a constant input."
           : "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",
       }];
     });

@@ -32,7 +32,10 @@ export const activationTrend: Rule = {
     const min = seq.slice(1).reduce((a, b) => (b.std < a.std ? b : a));
     const max = seq.slice(1).reduce((a, b) => (b.std > a.std ? b : a));
     const stds = seq.map((s) => s.std);
-    if (min.std / first.std < VANISH_RATIO && factor < 0.7) {
+    // The signal must stay gone: one layer that drops it (a large negative bias) and a next one
+    // that brings it back up more than tenfold is not a fall over depth.
+    const recovered = seq[seq.length - 1].std / min.std > 1 / Math.sqrt(VANISH_RATIO);
+    if (min.std / first.std < VANISH_RATIO && factor < 0.7 && !recovered) {
       findings.push({
         ruleId: fresh ? "activation.vanishing/fresh-batchnorm" : "activation.vanishing", category: "activation.vanishing", severity: fresh ? "info" : "warning",
         layer: min.layer.name, node: min.layer.node.name, tensor: min.layer.output,

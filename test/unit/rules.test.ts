@@ -1,0 +1,87 @@
+// Rule cases that testers found misreported, each on a small generated model.
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { analyze } from "../../src/index";
+import { Random } from "../../src/stats/random";
+import { fattr } from "./autodiff-cases";
+import { attr, floatTensor, graph, modelBytes, node, valueInfo } from "./build-model";
+
+const tmp = mkdtempSync(join(tmpdir(), "rules-"));
+const randn = (r: Random, n: number, std: number): number[] => Array.from({ length: n }, () => std * r.normal());
+
+/** Dense layers in a row: each entry is [weight std, activation op or "", bias or undefined]; width 32, input 32, 4 outputs. */
+function mlp(name: string, specs: readonly (readonly [number, string, number[]?, boolean?])[], seed: number): string {
+  const r = new Random(seed);
+  const width = 32;
+  const nodes = [];
+  const inits = [];
+  let x = "x";
+  specs.forEach(([std, act, bias, layerNorm], i) => {
+    const out = i === specs.length - 1 ? 4 : width;
+    inits.push(floatTensor(`l${i}.weight`, [out, width], randn(r, out * width, std)));
+    const ins = [x, `l${i}.weight`];
+    if (bias) {
+      inits.push(floatTensor(`l${i}.bias`, [out], bias));
+      ins.push(`l${i}.bias`);
+    }
+    nodes.push(node("Gemm", ins, [`h${i}`], [attr("transB", 1)], `/l${i}/Gemm`));
+    x = `h${i}`;
+    if (layerNorm) {
+      inits.push(floatTensor(`n${i}.weight`, [out], new Array<number>(out).fill(1)), floatTensor(`n${i}.bias`, [out], new Array<number>(out).fill(0)));
+      nodes.push(node("LayerNormalization", [x, `n${i}.weight`, `n${i}.bias`], [`n${i}`], [attr("axis", -1)], `/n${i}/LayerNormalization`));
+      x = `n${i}`;
+    }
+    if (act) {
+      // "LeakyRelu(0.001)" sets the op's alpha.
+      const [op, alpha] = act.split(/[()]/);
+      nodes.push(node(op, [x], [`a${i}`], alpha ? [fattr("alpha", Number(alpha))] : [], `/a${i}/${op}`));
+      x = `a${i}`;
+    }
+  });
+  const path = join(tmp, `${name}.onnx`);
+  writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["N", width])], [valueInfo(x, ["N", 4])]), 17));
+  return path;
+}
+
+describe("rule cases", () => {
+  it("a small output layer next to hidden layers initialised too large stays a warning (part of the same mistake)", async () => {
+    const path = mlp("small_head_large_hidden", [[1, "Tanh"], [1, "Tanh"], [1, "Tanh"], [1e-5, ""]], 1);
+    const r = await analyze(path, { staticOnly: true });
+    const head = r.findings.find((f) => f.layer === "l3" && f.category === "init.scale-small");
+    assert.equal(head?.ruleId, "init.scale-small");
+    assert.equal(head?.severity, "warning");
+    assert.equal(r.findings.filter((f) => f.category === "init.scale-large").length, 3);
+  });
+
+  it("…and is info next to healthy hidden layers", async () => {
+    const path = mlp("small_head_healthy_hidden", [[Math.sqrt(1 / 32), "Tanh"], [Math.sqrt(1 / 32), "Tanh"], [1e-5, ""]], 2);
+    const r = await analyze(path, { staticOnly: true });
+    assert.equal(r.findings.find((f) => f.layer === "l2")?.ruleId, "init.scale-small/output-layer");
+  });
+
+  it("one layer that drops the signal and a next one that brings it back tenfold is no vanishing trend", async () => {
+    // He-scaled LeakyReLU layers; the middle one's bias of -20 puts everything on its 0.001 slope,
+    // and the output layer's biases (±0.02) bring the spread back up about 16x (still below the first layer's).
+    const he = Math.sqrt(2 / 32);
+    const path = mlp("drop_and_recover", [[he, "LeakyRelu(0.001)"], [he, "LeakyRelu(0.001)", new Array<number>(32).fill(-20)], [he, "", [-0.02, 0.02, -0.02, 0.02]]], 3);
+    const r = await analyze(path, { batches: 2 });
+    const stds = r.layers.map((l) => l.activation!.std);
+    assert.ok(stds[1] / stds[0] < 0.02 && stds[2] / stds[1] > 10, `stds ${stds.join(", ")}`);
+    assert.equal(r.findings.filter((f) => f.category === "activation.vanishing").length, 0, JSON.stringify(r.findings.map((f) => f.ruleId)));
+  });
+
+  it("dead units after a LayerNorm point at the layer before it, not at the norm's scale of ones", async () => {
+    // The first Linear's weights are 1e-3 next to a bias of ±1 (20 units below the bias mean): every
+    // sample reaches the LayerNorm nearly the same, so the same 20 units are negative for all of them.
+    const bias = Array.from({ length: 32 }, (_, i) => (i < 20 ? -1 : 20 / 12));
+    const path = mlp("layernorm_tiny_init", [[1e-3, "Relu", bias, true], [Math.sqrt(2 / 32), "Relu", undefined, true], [Math.sqrt(1 / 32), ""]], 4);
+    const r = await analyze(path, { batches: 2 });
+    const dead = r.findings.find((f) => f.category === "activation.dead" && f.layer === "n0");
+    assert.ok(dead, JSON.stringify(r.findings.map((f) => `${f.ruleId} ${f.layer}`)));
+    assert.match(dead.fix, /Check the layer before it: weights initialised too small next to its bias/);
+    assert.doesNotMatch(dead.fix, /All weights of this layer are equal/);
+  });
+});
