@@ -1,9 +1,11 @@
 import { fmt } from "../rules/rule";
 import { lessonLines } from "./lessons-text";
+import { printableReport } from "./printable";
 import type { Report } from "./types";
 
 /** Markdown with every model-provided string escaped, so names cannot inject markup. */
-export function toMarkdown(report: Report): string {
+export function toMarkdown(modelReport: Report): string {
+  const report = printableReport(modelReport);
   // Escape what can start markup (emphasis, code, links, tables, HTML); leave ordinary punctuation.
   const esc = (s: string): string => s
     .replace(/&/g, "&amp;").replace(/</g, "&lt;")

@@ -1,9 +1,11 @@
 import { fmt } from "../rules/rule";
 import { lessonLines } from "./lessons-text";
+import { printableReport } from "./printable";
 import type { Finding, GradientCoverageReport, Report } from "./types";
 
 /** The terminal report: findings first (what a user acts on), then the per-layer table. */
-export function toText(report: Report, options: { color?: boolean } = {}): string {
+export function toText(modelReport: Report, options: { color?: boolean } = {}): string {
+  const report = printableReport(modelReport);
   const paint = (code: number, s: string): string => (options.color ? `\x1b[${code}m${s}\x1b[0m` : s);
   const sev = (f: Finding): string => (f.severity === "error" ? paint(31, "error  ") : f.severity === "warning" ? paint(33, "warning") : paint(36, "info   "));
   const lines: string[] = [];

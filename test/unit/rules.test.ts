@@ -5,6 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { analyze } from "../../src/index";
+import { toMarkdown } from "../../src/report/markdown";
+import { toText } from "../../src/report/text";
 import { Random } from "../../src/stats/random";
 import { fattr } from "./autodiff-cases";
 import { attr, floatTensor, graph, modelBytes, node, valueInfo } from "./build-model";
@@ -16,8 +18,8 @@ const randn = (r: Random, n: number, std: number): number[] => Array.from({ leng
 function mlp(name: string, specs: readonly (readonly [number, string, number[]?, boolean?])[], seed: number): string {
   const r = new Random(seed);
   const width = 32;
-  const nodes = [];
-  const inits = [];
+  const nodes: ReturnType<typeof node>[] = [];
+  const inits: ReturnType<typeof floatTensor>[] = [];
   let x = "x";
   specs.forEach(([std, act, bias, layerNorm], i) => {
     const out = i === specs.length - 1 ? 4 : width;
@@ -83,5 +85,21 @@ describe("rule cases", () => {
     assert.ok(dead, JSON.stringify(r.findings.map((f) => `${f.ruleId} ${f.layer}`)));
     assert.match(dead.fix, /Check the layer before it: weights initialised too small next to its bias/);
     assert.doesNotMatch(dead.fix, /All weights of this layer are equal/);
+  });
+});
+
+describe("names from the model in text and markdown reports", () => {
+  it("control characters and bidi overrides are shown as escapes, so a name cannot rewrite the terminal", async () => {
+    const evil = "\r\x1b[2K\x1b[1AOK\u202e\nNo problems found.";
+    const nodes = [node("MatMul", ["x", "w"], ["h"], [], `/${evil}/MatMul`), node("Relu", ["h"], ["y"], [], "/act/Relu")];
+    const path = join(tmp, "control_names.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, [floatTensor("w", [8, 8], new Array<number>(64).fill(0))], [valueInfo("x", ["N", 8])], [valueInfo("y", ["N", 8])]), 17));
+    const report = await analyze(path, { staticOnly: true });
+    assert.ok(report.layers[0].name.includes("\x1b"), "the JSON report keeps the name as it is");
+    for (const out of [toText(report), toMarkdown(report)]) {
+      assert.doesNotMatch(out, /[\x00-\x09\x0b-\x1f\u202e]/);
+      assert.match(out, /\\x0d\\x1b\[2K\\x1b\[1AOK\\u202e\\x0aNo problems found\./);
+      assert.doesNotMatch(out, /^No problems found\./m);
+    }
   });
 });
