@@ -148,6 +148,7 @@ export async function analyze(path: string, options: AnalyzeOptions = {}, hooks:
   const ctx: RuleContext = {
     model, index, layers, reports, probe, modelLooksTrained: looksTrained(reports),
     syntheticProbe: !!plan && plan.inputs.some((i) => i.source.startsWith("synthetic")),
+    identicalSamples: plan && identicalSamples(plan),
     architecture, bnObserved: probe ? bnProbe.results() : undefined, inputData, fit, target: options.target,
   };
   for (const rule of RULES) {
@@ -230,6 +231,15 @@ function layerReport(layer: Layer): LayerReport {
   }
   report.weight = weight;
   return report;
+}
+
+/** Why every probe sample is the same (one row, or only constant inputs), or undefined. */
+function identicalSamples(plan: ProbePlan): string | undefined {
+  if ((plan.fileRows ?? plan.batchSize * plan.batches) === 1) return "the probe had a single sample";
+  if (plan.inputs.every((i) => i.source === "synthetic-ones" || i.source === "fill")) {
+    return `every probe sample was the same (${plan.inputs.map((i) => `${i.name} ${i.source === "fill" ? "a --fill constant" : "all ones"}`).join(", ")})`;
+  }
+  return undefined;
 }
 
 /** True when every output unit's weights equal unit 0's (more than one unit). */

@@ -89,18 +89,20 @@ export const activationDead: Rule = {
       const pooledNoise = syntheticProbe && fraction < 1 && readsPooledVector(layer, ctx) && !biasSwitchesUnitsOff(layer, reports[layer.id].weight?.fanIn, dead);
       // Units that a training-mode BatchNorm would centre: silent in the eval-mode export only.
       const uncentred = fraction < 1 && layerHasFreshBatchNorm(ctx.model, layer);
-      const asInfo = offDistribution || pooledNoise || uncentred;
       // Equal weights (init.zero / init.symmetric) make every unit compute the same value: that, not
       // the bias or the learning rate, is why they are silent together.
       const w = reports[layer.id].weight;
       // A norm layer's scale of ones is its standard init, not symmetry: it acts per element.
       const equalWeights = !!w && w.std === 0 && layer.kind !== "norm";
       const upstream = silentUpstream(layer, ctx);
+      // One sample (or copies of one): each unit's sign is decided once, so about half never fire.
+      const sameSamples = !offDistribution && !pooledNoise && !uncentred && !equalWeights && !upstream ? ctx.identicalSamples : undefined;
+      const asInfo = offDistribution || pooledNoise || uncentred || !!sameSamples;
       return [{
-        ruleId: uncentred && !offDistribution && !pooledNoise ? "activation.dead/fresh-batchnorm" : asInfo ? "activation.dead/synthetic-probe" : "activation.dead", category: "activation.dead",
+        ruleId: sameSamples ? "activation.dead/identical-samples" : uncentred && !offDistribution && !pooledNoise ? "activation.dead/fresh-batchnorm" : asInfo ? "activation.dead/synthetic-probe" : "activation.dead", category: "activation.dead",
         severity: asInfo ? "info" as const : fraction === 1 ? "error" as const : "warning" as const,
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
-        message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${upstream ? ` Its input is all zero: every unit of ${upstream.name} before it is silent, so this layer sees only its bias.` : ""}${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}${pooledNoise && !offDistribution ? " The layer reads a globally pooled vector, which the synthetic probe's noise inputs make nearly the same for every sample, so each unit's sign is decided once for the whole probe: confirm with real data (--input)." : ""}${uncentred ? ` Its BatchNorm${layer.foldedFreshNorm ? " (folded into the conv by the export)" : ""} has untrained running statistics (mean 0, variance 1), so in eval mode it does not centre the pre-activations; in training it centres them with the batch's statistics and the units fire about half the time.` : ""}`,
+        message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${upstream ? ` Its input is all zero: every unit of ${upstream.name} before it is silent, so this layer sees only its bias.` : ""}${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}${pooledNoise && !offDistribution ? " The layer reads a globally pooled vector, which the synthetic probe's noise inputs make nearly the same for every sample, so each unit's sign is decided once for the whole probe: confirm with real data (--input)." : ""}${uncentred ? ` Its BatchNorm${layer.foldedFreshNorm ? " (folded into the conv by the export)" : ""} has untrained running statistics (mean 0, variance 1), so in eval mode it does not centre the pre-activations; in training it centres them with the batch's statistics and the units fire about half the time.` : ""}${sameSamples ? ` But ${sameSamples}, so each unit's sign was decided once: units silent on it may fire on other inputs.` : ""}`,
         evidence: { deadUnits: dead, neverFiring: a.deadUnits, zeroGradientUnits: zeroGradient, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null, silentInputFrom: upstream?.name ?? null },
         // Equal weights are this layer's own fault whatever its input; otherwise a silent input is the cause.
         fix: equalWeights
@@ -109,6 +111,8 @@ export const activationDead: Rule = {
           ? `Fix ${upstream.name} first (its finding says why it is silent); this layer's units cannot fire while their input is zero, whatever their own bias.`
           : uncentred && !offDistribution && !pooledNoise
           ? "Nothing to change for training. To check the trained network, export it after training (or after a few hundred batches in train() mode, which fills the running statistics)."
+          : sameSamples
+          ? "Probe with varied data: --input with many rows of real inputs (a --fill constant or an all-ones input gives every sample the same value)."
           : offDistribution || pooledNoise
           ? "Run the probe on real inputs (--input data.npz); if units stay silent there, check the bias and learning rate, or use LeakyReLU/GELU."
           : layer.kind === "norm"

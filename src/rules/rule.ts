@@ -18,6 +18,8 @@ export interface RuleContext {
   readonly modelLooksTrained: boolean;
   /** The probe fed synthetic data, not the user's: a trained model may behave differently on real inputs. */
   readonly syntheticProbe: boolean;
+  /** Why every probe sample was the same (one row, constant inputs): then "never fires" says little. */
+  readonly identicalSamples?: string;
   /** Residual blocks, normalizations, dropout and recurrences (src/graph/architecture.ts). */
   readonly architecture?: Architecture;
   /** Per-channel statistics each BatchNormalization received during the probe, by node name. */

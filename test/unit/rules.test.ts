@@ -103,3 +103,23 @@ describe("names from the model in text and markdown reports", () => {
     }
   });
 });
+
+describe("dead units on a probe whose samples are all the same", () => {
+  // He-init ReLU layer with bias -1: on one input about 70% of the units are negative.
+  const path = (): string => mlp("one_sample", [[Math.sqrt(2 / 32), "Relu", new Array<number>(32).fill(-1)], [Math.sqrt(1 / 32), ""]], 6);
+
+  for (const [label, options] of [["a --fill constant", { fill: { x: 1 }, batches: 2 }], ["a single sample", { batchSize: 1, batches: 1 }]] as const) {
+    it(`are info with ${label}: each unit's sign was decided once`, async () => {
+      const r = await analyze(path(), options);
+      const dead = r.findings.find((f) => f.category === "activation.dead");
+      assert.equal(dead?.ruleId, "activation.dead/identical-samples", JSON.stringify(r.findings.map((f) => f.ruleId)));
+      assert.equal(dead?.severity, "info");
+      assert.match(dead!.fix, /Probe with varied data/);
+    });
+  }
+
+  it("and a warning with varied samples", async () => {
+    const r = await analyze(mlp("varied", [[Math.sqrt(2 / 32), "Relu", new Array<number>(32).fill(-10)], [Math.sqrt(1 / 32), ""]], 6), { batches: 2 });
+    assert.equal(r.findings.find((f) => f.category === "activation.dead")?.severity, "error");
+  });
+});
