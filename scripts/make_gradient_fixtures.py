@@ -56,7 +56,7 @@ OUT_DIR = os.path.join(ROOT, "test", "fixtures", "gradients")
 MODELS_DIR = os.path.join(ROOT, "test", "fixtures", "models")
 PROBE_BATCH = 16
 CLASSES = 10
-ACTIVATIONS = {nn.Tanh: "tanh", nn.ReLU: "relu", nn.Sigmoid: "sigmoid"}
+ACTIVATIONS = {nn.Tanh: "tanh", nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.GELU: "gelu"}
 ACTIVATION_OPS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}
 
 
@@ -293,6 +293,17 @@ def scope_nodes(model, qualified):
     return [n for n in model.graph.node if n.name.startswith(scope) and "/" not in n.name[len(scope):]]
 
 
+def scope_output(model, qualified):
+    """The one tensor a module's nodes hand on: an activation exported as several ops (GELU
+    before opset 20: Div, Erf, Add, Mul, Mul) ends in the node no other node of the scope reads."""
+    nodes = scope_nodes(model, qualified)
+    read = {i for n in nodes for i in n.input}
+    ends = [o for n in nodes for o in n.output if o not in read]
+    if len(ends) != 1:
+        raise RuntimeError(f"{qualified}: expected one output, got {ends}")
+    return ends[0]
+
+
 def layer_nodes(onnx_model, name, mod):
     """(parameterised node, tensor that the doctor reports for the layer) or None when the
     module has no node of its own (decomposed LayerNorm before opset 17)."""
@@ -477,7 +488,9 @@ def make(spec):
                 continue
             node, tensor = found
             g = grads[name]
-            if g["act"]:
+            if g["act"] and g["act"][1] == "gelu":
+                tensor = scope_output(onnx_model, g["act"][0])
+            elif g["act"]:
                 act_node = [n for n in scope_nodes(onnx_model, g["act"][0]) if n.op_type == ACTIVATION_OPS[g["act"][1]]]
                 if len(act_node) != 1:
                     raise RuntimeError(f"{stem}: activation node of {name}")

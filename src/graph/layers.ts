@@ -85,20 +85,50 @@ function activationOf(n: GraphNode): Activation | undefined {
   }
 }
 
+/** Ops a decomposed gate is built of: elementwise, with constants as their other operands. */
+const GATE_OPS = new Set(["Div", "Mul", "Add", "Sub", "Pow", "Erf", "Tanh", "Sigmoid", "HardSigmoid", "Clip"]);
+
 /**
- * x * sigmoid(x) (SiLU/Swish, as torch exports nn.SiLU) and x * hardsigmoid(x) (Hardswish before
- * opset 14): the tensor feeds exactly a gate and the Mul of itself with the gate.
+ * An activation written as x times a gate computed from x, as exporters decompose them: SiLU
+ * x·sigmoid(x) (torch's nn.SiLU), hardswish x·hardsigmoid(x) (torch before opset 14) or
+ * x·clip(x+3, 0, 6)/6 (Paddle), GELU x·(1+erf(x/√2))·0.5 (torch before opset 20) or its tanh
+ * form. The tensor feeds exactly the gate's chain and the Mul of itself with the gate's end; a
+ * trailing scale by a constant (GELU's 0.5, hardswish's /6) belongs to the activation too.
  */
 function selfGated(index: GraphIndex, x: string): { activation: Activation; nodes: GraphNode[]; output: string } | undefined {
   const users = index.consumersOf(x);
   if (users.length !== 2 || index.graphOutputs.has(x)) return undefined;
-  const gate = users.find((n) => n.opType === "Sigmoid" || n.opType === "HardSigmoid");
-  const mul = users.find((n) => n.opType === "Mul");
-  if (!gate || !mul || index.consumersOf(gate.outputs[0]).length !== 1) return undefined;
-  if (![...mul.inputs].sort().every((v, i) => v === [x, gate.outputs[0]].sort()[i])) return undefined;
-  // HardSigmoid is hardswish's gate only with its alpha 1/6 and beta 0.5 (torch's export).
-  if (gate.opType === "HardSigmoid" && Math.abs(attrFloat(gate, "alpha", 0.2) - 1 / 6) > 1e-6) return undefined;
-  return { activation: gate.opType === "Sigmoid" ? "silu" : "hard_swish", nodes: [gate, mul], output: mul.outputs[0] };
+  const constOthers = (n: GraphNode, from: string): boolean => n.inputs.every((i) => i === from || !i || index.isConstant(i));
+  for (const mul of users.filter((n) => n.opType === "Mul")) {
+    const gateInput = mul.inputs.find((i) => i !== x);
+    let node = users.find((n) => n !== mul);
+    if (!gateInput || !node || mul.inputs.filter((i) => i === x).length !== 1) continue;
+    const chain: GraphNode[] = [];
+    let from = x;
+    while (node && chain.length < 6 && GATE_OPS.has(node.opType) && constOthers(node, from)) {
+      chain.push(node);
+      from = node.outputs[0];
+      if (from === gateInput) break;
+      const next = index.consumersOf(from);
+      node = next.length === 1 ? next[0] : undefined;
+    }
+    if (from !== gateInput || index.consumersOf(gateInput).length !== 1 || index.graphOutputs.has(gateInput)) continue;
+    const ops = new Set(chain.map((n) => n.opType));
+    const hardSigmoid = chain.find((n) => n.opType === "HardSigmoid");
+    // HardSigmoid is hardswish's gate only with its alpha 1/6 (torch's export).
+    if (hardSigmoid && Math.abs(attrFloat(hardSigmoid, "alpha", 0.2) - 1 / 6) > 1e-6) continue;
+    const activation: Activation | undefined = ops.has("Erf") || ops.has("Tanh") ? "gelu" : ops.has("Sigmoid") ? "silu" : hardSigmoid || ops.has("Clip") ? "hard_swish" : undefined;
+    if (!activation) continue;
+    const nodes = [...chain, mul];
+    let output = mul.outputs[0];
+    const scale = index.soleConsumer(output);
+    if (scale && (scale.opType === "Mul" || scale.opType === "Div") && constOthers(scale, output) && scale.inputs[0] === output) {
+      nodes.push(scale);
+      output = scale.outputs[0];
+    }
+    return { activation, nodes, output };
+  }
+  return undefined;
 }
 
 function clipMin(n: GraphNode): number | undefined {

@@ -149,3 +149,30 @@ describe("NaN/Inf in stored parameters", () => {
     assert.deepEqual(r.layers[0].weight?.bias, { tensor: "fc.bias", nonFinite: 1 });
   });
 });
+
+describe("activations exported as x times a gate", () => {
+  it("torch's decomposed GELU (Div, Erf, Add, Mul, Mul) is the layer's activation, and its output the layer's", () => {
+    const layers = findLayers(loadModel(join(__dirname, "..", "fixtures", "gradients", "transformer_prenorm.onnx")));
+    const fc1 = layers.find((l) => l.name === "blocks.0.fc1");
+    assert.equal(fc1?.activation, "gelu");
+    assert.equal(fc1?.output, "/blocks/blocks.0/act/Mul_1_output_0");
+  });
+
+  it("Paddle's hardswish x·clip(x+3, 0, 6)/6 is hard_swish; a Mul of x with an unrelated tensor is not an activation", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gated-"));
+    const c = (name: string, v: number) => floatTensor(name, [], [v]);
+    const nodes = [
+      node("Conv", ["x", "w"], ["h"], [attr("kernel_shape", [1, 1])], "/conv/Conv"),
+      node("Add", ["h", "three"], ["h3"]), node("Clip", ["h3", "zero", "six"], ["g"]), node("Mul", ["h", "g"], ["hg"]), node("Div", ["hg", "six"], ["y"]),
+      node("Conv", ["y", "w2"], ["h2"], [attr("kernel_shape", [1, 1])], "/conv2/Conv"), node("Mul", ["h2", "x"], ["z"]),
+    ];
+    const inits = [floatTensor("w", [4, 4, 1, 1], zeros(16).map((_, i) => Math.sin(i))), floatTensor("w2", [4, 4, 1, 1], zeros(16).map((_, i) => Math.cos(i))), c("three", 3), c("zero", 0), c("six", 6)];
+    const path = join(dir, "paddle_hardswish.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["N", 4, 2, 2])], [valueInfo("z", ["N", 4, 2, 2])]), 17));
+    const [conv, conv2] = findLayers(loadModel(path));
+    assert.equal(conv.activation, "hard_swish");
+    assert.equal(conv.output, "y");
+    assert.equal(conv2.activation, undefined);
+    assert.equal(conv2.output, "h2");
+  });
+});
