@@ -101,6 +101,29 @@ export interface GradcheckOptions {
 /** `text` cut at a word boundary within `max` characters, with an ellipsis when cut. */
 const shortened = (text: string, max: number): string => (text.length <= max ? text : `${text.slice(0, text.lastIndexOf(" ", max - 1) > max / 2 ? text.lastIndexOf(" ", max - 1) : max - 1)}…`);
 
+/**
+ * The error for `--precision float64` when the float64 copy does not run: if the float32 model
+ * does, the model is fine and only the precision is unavailable, so say which op has no double
+ * kernel and that float32 (or auto) works; otherwise the float32 failure is the model's, and the
+ * original error stands.
+ */
+async function float64Refusal(e: unknown, model: Model, options: GradcheckOptions, loss: LossName): Promise<unknown> {
+  if (!(e instanceof DoctorError) || e.code !== "model.unsupported") return e;
+  try {
+    const prepared = await prepare(model, "float32", options, loss);
+    await prepared.gradSession.release();
+    await prepared.lossSession.release();
+  } catch {
+    return e;
+  }
+  // onnxruntime: "Could not find an implementation for Conv(1) node with name 'Convolution28'".
+  const missing = /implementation for ([\w.]+)\(\d+\) node with name '([^']*)'/.exec(e.message);
+  const why = missing
+    ? `onnxruntime has no float64 (double) kernel for ${missing[1]}${missing[2] ? ` (node ${missing[2]})` : ""}`
+    : `onnxruntime cannot run it (${shortened(e.message.replace(/^onnxruntime cannot load the model: /, ""), 200)})`;
+  return new DoctorError("model.unsupported", `--precision float64: the model runs in float32, but its float64 copy does not: ${why}; use --precision float32, or the default auto, which falls back to float32`);
+}
+
 /** Finite-difference runs per checked element: the loss at θ ± ε and at θ ± 2ε. */
 const RUNS_PER_ELEMENT = 4;
 
@@ -150,7 +173,7 @@ export async function gradcheck(model: Model, options: GradcheckOptions): Promis
       prepared = await prepare(model, "float64", options, loss);
       precisionNote = "float64: onnxruntime has double kernels for every op of this model";
     } catch (e) {
-      if (options.precision === "float64") throw e;
+      if (options.precision === "float64") throw await float64Refusal(e, model, options, loss);
       precision = "float32";
       precisionNote = `float32: the float64 copy does not run (${shortened(oneLine(e), 200)})`;
     }

@@ -1,11 +1,11 @@
-import { writeFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { checkGradients, type GradcheckResult } from "../autodiff/gradcheck";
 import { LOSS_NAMES, type LossName } from "../autodiff/loss";
 import { fmt } from "../rules/rule";
 import { startWatchdog } from "../runtime/watchdog";
 import { DoctorError } from "../onnx/errors";
-import { dimValue, keyValue, maxThreads, outputFile, positiveInt, seedValue, stepValue, threadCount } from "./options";
+import { dimValue, keyValue, maxThreads, outputFile, positiveInt, refuseOverwrite, seedValue, singleValue, stepValue, threadCount } from "./options";
+import { externalDataFiles, writeOut, writeStdout } from "./output";
 
 /**
  * `onnx-doctor gradcheck model.onnx`: the seed's gradient checking. Exit code 0 when every checked
@@ -18,14 +18,14 @@ export function registerGradcheck(program: Command): void {
     .description("check the generated backward graph against central finite differences (gradient checking: relative difference per parameter tensor)")
     .argument("<model>", "path to an .onnx file")
     .addOption(new Option("-f, --format <format>", "output format").choices(["text", "json"]).default("text"))
-    .option("-o, --out <file>", "write the result to a file instead of stdout", outputFile)
-    .option("-i, --input <file>", "probe data: .npy for the first input, or .npz with one array per input name")
+    .option("-o, --out <file>", "write the result to a file instead of stdout", singleValue(outputFile))
+    .option("-i, --input <file>", "probe data: .npy for the first input, or .npz with one array per input name", singleValue())
     .option("--dim <name=value>", "value for a symbolic dimension (repeatable)", dimValue)
     .option("--fill <name=value>", "feed a constant to an input (repeatable)", keyValue)
     .option("-b, --batch-size <n>", "rows of the probe batch (default 2)", positiveInt)
     .option("--seed <n>", "seed of the synthetic data and of the sampled elements", seedValue)
     .addOption(new Option("--loss <name>", "loss to differentiate (default: ce with --labels, else random)").choices([...LOSS_NAMES]))
-    .option("--labels <file>", ".npy labels for --loss ce (class ids) or mse (targets)")
+    .option("--labels <file>", ".npy labels for --loss ce (class ids) or mse (targets)", singleValue())
     .option("--samples <n>", "elements checked per tensor (a seeded random subset; default 8)", positiveInt)
     .addOption(new Option("--precision <p>", "float64 when onnxruntime can run the model in double (default auto)").choices(["auto", "float64", "float32"]).default("auto"))
     .option("--epsilon <e>", "finite-difference step (default 1e-6 in float64, 1e-3 in float32; 1e-12 to 0.1)", stepValue)
@@ -41,6 +41,7 @@ export function registerGradcheck(program: Command): void {
     }) => {
       if (opts.labels && opts.loss === "random") throw new DoctorError("probe.input", "--labels is used only by --loss ce or mse; --loss random would ignore it");
       if (opts.labels && !opts.input) throw new DoctorError("probe.input", "--labels needs --input: labels describe the rows of your probe data, and the synthetic probe rows have no true labels");
+      refuseOverwrite(opts.out, [["model", model], ["--input", opts.input], ["--labels", opts.labels]], externalDataFiles);
       startWatchdog({
         timeoutSeconds: opts.timeout, maxMemoryMb: opts.maxMemory,
         hint: { what: "gradient check", timeout: "try fewer --samples", memory: "try a smaller --batch-size" },
@@ -56,8 +57,8 @@ export function registerGradcheck(program: Command): void {
       });
       if (opts.progress && interactive) process.stderr.write("\r\x1b[K");
       const text = opts.format === "json" ? JSON.stringify(result, (_k, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n" : gradcheckText(result);
-      if (opts.out) writeFileSync(opts.out, text);
-      else process.stdout.write(text);
+      if (opts.out) writeOut(opts.out, text);
+      else writeStdout(text);
       process.exitCode = result.checks.some((c) => c.grade === "wrong" || c.grade === "no gradient") ? 1 : 0;
     });
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { batchCount, dimValue, keyValue, MAX_BATCHES, maxThreads, outputFile, positiveInt, seedValue, threadCount } from "./options";
+import { batchCount, dimValue, keyValue, MAX_BATCHES, maxThreads, outputFile, positiveInt, refuseOverwrite, seedValue, singleValue, threadCount, UsageError } from "./options";
+import { exitOnOutputErrors, externalDataFiles, OutputError, writeOut, writeStdout } from "./output";
 import { analyze, DoctorError } from "../index";
 import { oneLine } from "../onnx/errors";
 import { toHtml } from "../report/html";
@@ -30,10 +31,10 @@ program
   .description("analyse a model from its weights and a forward probe")
   .argument("<model>", "path to an .onnx file")
   .addOption(new Option("-f, --format <format>", "output format").choices(["text", "json", "markdown", "sarif", "html"]).default("text"))
-  .option("-o, --out <file>", "write the report to a file instead of stdout", outputFile)
+  .option("-o, --out <file>", "write the report to a file instead of stdout", singleValue(outputFile))
   .addOption(new Option("--fail-on <level>", "exit with 1 when a finding of this severity or worse exists").choices(["error", "warning", "never"]).default("error"))
   .option("--static", "only check the weights; do not run the model")
-  .option("-i, --input <file>", "probe data: .npy for the first input, or .npz with one array per input name")
+  .option("-i, --input <file>", "probe data: .npy for the first input, or .npz with one array per input name", singleValue())
   .option("--dim <name=value>", "value for a symbolic dimension (repeatable)", dimValue)
   .option("--fill <name=value>", "feed a constant to an input, e.g. --fill sr=16000 (repeatable)", keyValue)
   .option("-b, --batch-size <n>", "probe batch size", positiveInt)
@@ -44,9 +45,9 @@ program
   .option("--max-memory <MB>", "stop the analysis when the process uses more memory (one-line reason, exit 137)", positiveInt)
   .addOption(new Option("--target <precision>", "precision the model will run in; fp16 adds float16 range checks").choices(["fp32", "fp16"]))
   .addOption(new Option("--loss <name>", "loss of the gradient probe: ce (cross-entropy vs --labels or random labels), mse (mean of squared outputs, or vs --labels), random (fixed random cotangent), none (no gradients); default ce with --labels, else random").choices(["ce", "mse", "random", "none"]))
-  .option("--labels <file>", ".npy labels for the gradient probe: class ids for --loss ce, targets for mse; rows follow the probe data")
-  .option("--train-data <file>", "labelled training set (.npz: the inputs by name + \"labels\") for the bias/variance check")
-  .option("--val-data <file>", "labelled validation set (.npz, as --train-data)")
+  .option("--labels <file>", ".npy labels for the gradient probe: class ids for --loss ce, targets for mse; rows follow the probe data", singleValue())
+  .option("--train-data <file>", "labelled training set (.npz: the inputs by name + \"labels\") for the bias/variance check", singleValue())
+  .option("--val-data <file>", "labelled validation set (.npz, as --train-data)", singleValue())
   .option("--baseline-error <rate>", "error an ideal model still makes on the task (human-level), for the bias check; default 0", (v) => {
     const n = Number(v);
     if (!(n >= 0 && n < 1)) throw new InvalidArgumentError("must be a rate in [0, 1)");
@@ -63,6 +64,8 @@ program
     if (opts.labels && (opts.loss === "none" || opts.loss === "random")) throw new DoctorError("probe.input", `--labels is used only by --loss ce or mse; --loss ${opts.loss} would ignore it`);
     if (opts.labels && !opts.input) throw new DoctorError("probe.input", "--labels needs --input: labels describe the rows of your probe data, and the synthetic probe rows have no true labels");
     if (opts.labels && opts.static) throw new DoctorError("probe.input", "--labels needs the probe, which --static turns off");
+    if (opts.input && opts.static) throw new DoctorError("probe.input", "--input is probe data, and --static turns the probe off: give one or the other");
+    refuseOverwrite(opts.out, [["model", model], ["--input", opts.input], ["--labels", opts.labels], ["--train-data", opts.trainData], ["--val-data", opts.valData]], externalDataFiles);
     const interactive = process.stderr.isTTY;
     const report: Report = await analyze(model, {
       staticOnly: opts.static, inputFile: opts.input, dims: opts.dim, fill: opts.fill,
@@ -72,8 +75,8 @@ program
     }, { progress: interactive ? (f, msg) => process.stderr.write(`\r\x1b[K${msg}`) : undefined });
     if (interactive) process.stderr.write("\r\x1b[K");
     const text = render(report, opts.format, !opts.out && process.stdout.isTTY);
-    if (opts.out) writeFileSync(opts.out, text);
-    else process.stdout.write(text);
+    if (opts.out) writeOut(opts.out, text);
+    else writeStdout(text);
     const failing = opts.failOn === "never" ? 0 : opts.failOn === "warning" ? report.summary.errors + report.summary.warnings : report.summary.errors;
     process.exitCode = failing > 0 ? 1 : 0;
   });
@@ -96,6 +99,8 @@ registerGradcheck(program);
 
 // Ctrl-C or a SIGTERM while a temp model copy exists removes it (exit 130/143, one line).
 exitOnSignalsRemovingTempFiles();
+// A failed write to stdout (a full disk, a closed pipe) is one line or a quiet exit, not a stack trace.
+exitOnOutputErrors();
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof CommanderError) {
@@ -104,7 +109,7 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     return;
   }
   // One line, no stack: the user needs the reason, not our call chain.
-  const code = e instanceof DoctorError ? e.code : "error";
+  const code = e instanceof DoctorError || e instanceof UsageError || e instanceof OutputError ? e.code : "error";
   process.stderr.write(`onnx-doctor: ${code}: ${oneLine(e)}\n`);
   process.exitCode = 2;
 });

@@ -1,7 +1,12 @@
-import { statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { dirname, resolve } from "node:path";
+import { dirname, relative, resolve, isAbsolute } from "node:path";
 import { InvalidArgumentError } from "commander";
+
+/** A command line that cannot run as given (exit 2, `onnx-doctor: usage: <reason>`), found after commander parsed it. */
+export class UsageError extends Error {
+  readonly code = "usage";
+}
 
 // Option parsers shared by `analyze` and `gradcheck`: a value is refused (exit 2, one line) when it
 // could only be a typo or would run away.
@@ -35,7 +40,9 @@ export const threadCount = (v: string): number => {
 };
 
 export const keyValue = (v: string, prev: Record<string, number> = {}): Record<string, number> => {
-  const m = /^([^=]+)=(-?[\d.e+-]+)$/.exec(v);
+  // Split at the last "=": the value is a number, so every "=" before it belongs to the name
+  // (symbolic dimensions and input names may contain one).
+  const m = /^(.+)=(-?[\d.e+-]+)$/.exec(v);
   if (!m || !Number.isFinite(Number(m[2]))) throw new InvalidArgumentError(`expected name=number, got "${v}"`);
   // A repeat that disagrees is a mistake in the command (a script that adds its own value); which one wins would be a guess.
   if (m[1] in prev && prev[m[1]] !== Number(m[2])) throw new InvalidArgumentError(`${m[1]} is given twice, as ${prev[m[1]]} and ${m[2]}; give it once`);
@@ -94,3 +101,64 @@ export const outputFile = (v: string): string => {
   if (!isFolder) throw new InvalidArgumentError(`the folder ${folder} does not exist`);
   return v;
 };
+
+/**
+ * A parser for an option that takes one file (`--input`, `--labels`, ...): given twice with
+ * different values, which one wins would be a guess (commander silently keeps the last), so refuse.
+ */
+export const singleValue = (then: (v: string) => string = (v) => v) => (v: string, prev?: string): string => {
+  if (prev !== undefined && prev !== v) throw new InvalidArgumentError(`is given twice, as ${prev} and ${v}; give it once`);
+  return then(v);
+};
+
+/** The same file as `a` (same device and inode: hard links and symlinks included), or false when either is missing. */
+function sameFile(a: { dev: number; ino: number }, b: string): boolean {
+  try {
+    const s = statSync(b);
+    return s.dev === a.dev && s.ino === a.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Refuses, before anything runs, an `--out` that is one of the files the run reads: the model,
+ * its external data files, `--input`, `--labels`, `--train-data`, `--val-data`. Writing the report
+ * there would destroy the file. Compared by device and inode, so `./../h/g.onnx`, hard links and
+ * symlinks are caught; an `--out` that does not exist yet cannot be any of them.
+ * `externalFiles(model)` lists the model's external data files; it is asked only when `--out`
+ * exists inside the model's folder, the only place external data may live.
+ */
+export function refuseOverwrite(out: string | undefined, reads: ReadonlyArray<readonly [option: string, file: string | undefined]>, externalFiles?: (model: string) => Iterable<string>): void {
+  if (out === undefined) return;
+  let target: { dev: number; ino: number };
+  try {
+    target = statSync(out);
+  } catch {
+    return;
+  }
+  for (const [option, file] of reads) {
+    if (file !== undefined && sameFile(target, file)) {
+      throw new UsageError(`--out ${out} is the ${option === "model" ? "model" : `${option} file`} this run reads (${file}); writing the output there would overwrite it: choose another --out file`);
+    }
+  }
+  const model = reads.find(([option]) => option === "model")?.[1];
+  if (model === undefined || !externalFiles) return;
+  let inside = false;
+  try {
+    const rel = relative(dirname(realpathSync(model)), realpathSync(out));
+    inside = !rel.startsWith("..") && !isAbsolute(rel);
+  } catch {
+    return;
+  }
+  if (!inside) return;
+  let files: Iterable<string>;
+  try {
+    files = externalFiles(model);
+  } catch {
+    return; // an unreadable model is reported by the run itself
+  }
+  for (const file of files) {
+    if (sameFile(target, file)) throw new UsageError(`--out ${out} is an external data file of the model ${model} (${file}); writing the output there would overwrite the weights: choose another --out file`);
+  }
+}

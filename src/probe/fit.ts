@@ -4,7 +4,7 @@ import { DoctorError } from "../onnx/errors";
 import type { Model } from "../onnx/model";
 import type { FitReport, FitSetReport } from "../report/types";
 import { RuntimeSession, type HostTensor } from "../runtime/session";
-import { asInputType, numericValues, readNpzFile } from "./npy";
+import { asInputType, badClassIndex, labelValues, readNpzFile } from "./npy";
 import { fileBatchAxes, sliceAlong } from "./inputs";
 
 /** Names under which an .npz may hold the labels. */
@@ -27,6 +27,8 @@ export interface FitOptions {
 }
 
 interface LabelledSet {
+  /** "--val-data v.npz", for messages. */
+  source: string;
   feeds: Map<string, HostTensor>;
   /** Each input's batch axis (-1: fed whole), see {@link fileBatchAxes}. */
   axes: Map<string, number>;
@@ -48,11 +50,9 @@ function readSet(file: string, model: Model, option: string): LabelledSet {
     feeds.set(spec.name, asInputType(t, spec.dtype, label, spec.name));
   }
   const raw = arrays.get(labelKey)!;
-  // As numbers (float16 decoded from its bits, 64-bit integers converted); the dtype stays, since
-  // integer labels mean classes.
-  const values = numericValues(raw);
-  const bad = values.find((v) => !Number.isFinite(v));
-  if (bad !== undefined) throw new DoctorError("probe.input", `${label}: "${labelKey}" holds ${bad}; labels and targets must be finite numbers`);
+  // As numbers (float16 decoded from its bits, 64-bit integers converted), refused like --labels
+  // when NaN/Inf or an id beyond 2^53; the dtype stays, since integer labels mean classes.
+  const values = labelValues(raw, `${label}: "${labelKey}"`, "label");
   const labels: HostTensor = { dtype: raw.dtype === "float16" ? "float64" : raw.dtype, dims: raw.dims, data: values };
   const rows = labels.dims[0] ?? 1;
   const axes = fileBatchAxes(model.inputs, feeds);
@@ -60,7 +60,7 @@ function readSet(file: string, model: Model, option: string): LabelledSet {
     const axis = axes.get(name)!;
     if (axis >= 0 && (t.dims[axis] ?? 1) !== rows) throw new DoctorError("probe.input", `${label}: "${name}" has ${t.dims[axis]} rows${axis ? ` on its batch axis ${axis}` : ""} but "${labelKey}" has ${rows}`);
   }
-  return { feeds, axes, labels, labelKey, rows };
+  return { source: `${option} ${label}`, feeds, axes, labels, labelKey, rows };
 }
 
 /** Runs the model on every row of a set and returns its first output, concatenated, as float64. */
@@ -92,6 +92,34 @@ function taskOf(labels: HostTensor, width: number): Task {
     || Array.from(labels.data as ArrayLike<number>, Number).every((v) => Number.isInteger(v) && v >= 0 && v < Math.max(width, 2));
   if (!integral || labels.data.length !== labels.dims[0]) return "regression";
   return width === 1 ? "binary" : "classification";
+}
+
+/**
+ * Refuses labels that do not fit the task (taken from the training labels) and the model's output,
+ * as --labels are refused, before they turn into a NaN loss and a 100% error: class ids outside
+ * [0, classes) or not integers, a binary label other than 0 or 1, and a count of labels or
+ * regression targets that does not match the rows or the output. `trainSource` is given for the
+ * validation set, whose labels must be of the training labels' kind.
+ */
+function checkLabels(task: Task, set: LabelledSet, pred: { values: Float64Array; width: number }, output: string, trainSource?: string): void {
+  const where = `${set.source}: "${set.labelKey}"`;
+  const values = set.labels.data as Float64Array;
+  if (task === "regression") {
+    if (values.length !== pred.values.length) {
+      throw new DoctorError("probe.input", `${where} holds ${values.length} targets, but the model's first output "${output}" gives ${pred.values.length} values for the ${set.rows} rows (${pred.width} per row); regression targets pair with output values one to one`);
+    }
+    return;
+  }
+  if (values.length !== set.rows) {
+    throw new DoctorError("probe.input", `${where} has shape [${set.labels.dims.join(",")}]: class labels are one integer per row, ${set.rows} here`);
+  }
+  const classes = task === "binary" ? 2 : pred.width;
+  const bad = badClassIndex(values, classes);
+  if (bad) {
+    const kind = task === "binary" ? `the model's first output "${output}" has one value per row, so the labels are binary: 0 or 1` : `the model's first output "${output}" has ${classes} classes`;
+    const why = trainSource && !Number.isInteger(bad.value) ? `; the labels of ${trainSource} are class ids, so these must be too` : "";
+    throw new DoctorError("probe.input", `${where} holds ${bad.value} in row ${bad.row}, which is not a class index in [0, ${classes}): ${kind}${why}`);
+  }
 }
 
 /** Mean cross-entropy (or MSE) and error rate (or 1 - R^2) of predictions against labels. */
@@ -154,6 +182,8 @@ export async function evaluateFit(model: Model, options: FitOptions): Promise<Fi
     await session.release();
   }
   const task = taskOf(train.labels, trainPred.width);
+  checkLabels(task, train, trainPred, model.outputs[0].name);
+  checkLabels(task, val, valPred, model.outputs[0].name, train.source);
   const t = score(task, trainPred, train.labels);
   const v = score(task, valPred, val.labels);
   const baselineError = options.baselineError ?? 0;

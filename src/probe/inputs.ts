@@ -1,11 +1,11 @@
 import { basename, extname } from "node:path";
-import { floatToHalfBits, type DType } from "../onnx/dtype";
+import { floatToHalfBits, halfBitsToFloat, type DType } from "../onnx/dtype";
 import { DoctorError } from "../onnx/errors";
 import type { Model, ValueSpec } from "../onnx/model";
 import { GraphIndex } from "../graph/index";
 import type { HostTensor } from "../runtime/session";
 import { Random } from "../stats/random";
-import { asInputType, readNpyFile, readNpzFile } from "./npy";
+import { asInputType, FLOAT32_MAX, readNpyFile, readNpzFile } from "./npy";
 
 /** What the user asked the probe to feed. */
 export interface ProbeOptions {
@@ -73,10 +73,14 @@ export function planProbe(model: Model, options: ProbeOptions = {}): ProbePlan {
       throw new DoctorError("probe.input", `--dim ${name}: the model has no dimension named "${name}"; its symbolic dimensions are: ${[...symbolic].join(", ") || "none"}`);
     }
   }
-  for (const name of Object.keys(options.fill ?? {})) {
-    if (!model.inputs.some((s) => s.name === name)) {
+  for (const [name, value] of Object.entries(options.fill ?? {})) {
+    const spec = model.inputs.find((s) => s.name === name);
+    if (!spec) {
       throw new DoctorError("probe.input", `--fill ${name}: the model has no input named "${name}"; its inputs are: ${model.inputs.map((s) => s.name).join(", ")}`);
     }
+    // Two values for one input: which one the probe should feed would be a guess.
+    if (fileData?.has(name)) throw new DoctorError("probe.input", `--fill ${name}: input "${name}" is also given by --input ${basename(options.inputFile!)}; give it one way`);
+    checkFillValue(name, value, spec.dtype);
   }
   // onnxruntime holds a dimension written as 0 to exactly 0 (it is not "unknown"), so such an
   // input can only ever be empty: say so before any run fails on it.
@@ -214,6 +218,22 @@ function checkIds(name: string, t: HostTensor, vocab: number | undefined, label:
     if (id < -vocab || id >= vocab) {
       throw new DoctorError("probe.input", `${label}: "${name}" holds id ${id} (element ${i}), outside the embedding table it indexes (${vocab} rows, ids 0..${vocab - 1})`);
     }
+  }
+}
+
+/** Largest finite float16. */
+const FLOAT16_MAX = 65504;
+
+/**
+ * Refuses a --fill value the input's type cannot hold: beyond float32's (or float16's) range it
+ * would become Inf and the probe would report "NaN/Inf in the probe data" the user never gave.
+ */
+function checkFillValue(name: string, value: number, dtype: DType): void {
+  const max = dtype === "float32" ? FLOAT32_MAX : dtype === "float16" ? FLOAT16_MAX : undefined;
+  if (max === undefined) return;
+  const stored = dtype === "float32" ? Math.fround(value) : halfBitsToFloat(floatToHalfBits(value));
+  if (!Number.isFinite(stored)) {
+    throw new DoctorError("probe.input", `--fill ${name}=${value}: ${value} overflows ${dtype}, the type of input "${name}" (largest finite ±${max === FLOAT32_MAX ? max.toPrecision(8) : max})`);
   }
 }
 

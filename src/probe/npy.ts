@@ -96,24 +96,43 @@ export function readLabelsFile(file: string, loss: "ce" | "mse" | "random", data
   if (loss === "mse" && !t.dtype.startsWith("float")) {
     throw new DoctorError("probe.input", `${name}: regression targets must be floats, got ${t.dtype} (for class ids use --loss ce; else save them with y.astype(numpy.float32))`);
   }
+  return { dtype: "float64", dims: t.dims, data: labelValues(t, name, loss === "ce" ? "label" : "target") };
+}
+
+/**
+ * The values of a labels array as float64, refusing what no label or target can be: an int64 id
+ * beyond 2^53 (named exactly, before float64 rounds it) and NaN/Inf, each with its row. Shared by
+ * `--labels` ({@link readLabelsFile}) and the labels of `--train-data`/`--val-data`; `name` says
+ * where they come from ("y.npy", or `t.npz: "labels"`).
+ */
+export function labelValues(t: HostTensor, name: string, what: "label" | "target"): Float64Array {
+  const rowOf = (i: number, n: number): number => Math.floor(i / Math.max(1, n / Math.max(1, t.dims[0] ?? 1)));
   // Read as float64, an int64 id beyond 2^53 would be reported rounded: name it exactly here.
   if (t.data instanceof BigInt64Array || t.data instanceof BigUint64Array) {
     const ids = t.data as ArrayLike<bigint>;
     const limit = BigInt(Number.MAX_SAFE_INTEGER);
     for (let i = 0; i < ids.length; i++) {
       if (ids[i] > limit || ids[i] < -limit) {
-        const row = Math.floor(i / Math.max(1, ids.length / Math.max(1, t.dims[0] ?? 1)));
-        throw new DoctorError("probe.input", `${name}: label ${ids[i]} in row ${row} is not a class index (beyond 2^53, no model has that many classes)`);
+        throw new DoctorError("probe.input", `${name}: label ${ids[i]} in row ${rowOf(i, ids.length)} is not a class index (beyond 2^53, no model has that many classes)`);
       }
     }
   }
   const values = numericValues(t);
   const bad = values.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) {
-    const row = Math.floor(bad / Math.max(1, values.length / Math.max(1, t.dims[0] ?? 1)));
-    throw new DoctorError("probe.input", `${name}: ${loss === "ce" ? "label" : "target"} ${values[bad]} in row ${row}; labels and targets must be finite numbers`);
+  if (bad >= 0) throw new DoctorError("probe.input", `${name}: ${what} ${values[bad]} in row ${rowOf(bad, values.length)}; labels and targets must be finite numbers`);
+  return values;
+}
+
+/**
+ * The first label that is not a class index in [0, classes) (an integer from 0), with its index
+ * (its row, for one label per row), or undefined when all are. The class count comes from the model's output.
+ */
+export function badClassIndex(values: ArrayLike<number>, classes: number): { value: number; row: number } | undefined {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isInteger(v) || v < 0 || v >= classes) return { value: v, row: i };
   }
-  return { dtype: "float64", dims: t.dims, data: values };
+  return undefined;
 }
 
 /**
@@ -124,13 +143,23 @@ export function readLabelsFile(file: string, loss: "ce" | "mse" | "random", data
 export function asInputType(t: HostTensor, dtype: DType, label: string, name: string): HostTensor {
   if (t.dtype === dtype) return t;
   const d = t.data;
-  if (dtype === "float32" && d instanceof Float64Array) return { ...t, dtype, data: Float32Array.from(d) };
+  if (dtype === "float32" && d instanceof Float64Array) {
+    const data = Float32Array.from(d);
+    // A finite float64 beyond float32's range becomes Inf: refuse it here, or the probe would
+    // blame "NaN/Inf in the probe data" that the file does not hold.
+    const at = data.findIndex((v, i) => !Number.isFinite(v) && Number.isFinite(d[i]));
+    if (at >= 0) throw new DoctorError("probe.input", `${label}: "${name}" holds ${d[at]} (element ${at}), which overflows float32, the model's input type (largest finite ±${FLOAT32_MAX.toPrecision(8)}); scale the data into float32's range`);
+    return { ...t, dtype, data };
+  }
   if (dtype === "float64" && d instanceof Float32Array) return { ...t, dtype, data: Float64Array.from(d) };
   if (dtype === "int64" && d instanceof Int32Array) return { ...t, dtype, data: BigInt64Array.from(d, BigInt) };
   if (dtype === "int32" && d instanceof BigInt64Array && d.every((v) => v >= -(2n ** 31n) && v < 2n ** 31n)) return { ...t, dtype, data: Int32Array.from(d, Number) };
   const numpy: Partial<Record<DType, string>> = { float32: "float32", float64: "float64", float16: "float16", int64: "int64", int32: "int32", uint8: "uint8", int8: "int8", bool: "bool_" };
   throw new DoctorError("probe.input", `${label}: "${name}" is ${t.dtype} but the model expects ${dtype}${numpy[dtype] ? `; save it with x.astype(numpy.${numpy[dtype]})` : ""}`);
 }
+
+/** The largest finite float32. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
 
 const descrToDType: Record<string, DType> = {
   f4: "float32", f8: "float64", f2: "float16", i1: "int8", u1: "uint8", i2: "int16", u2: "uint16",

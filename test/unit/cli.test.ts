@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { copyFileSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { floatTensor, graph, modelBytes, node, rawTensor, DT, valueInfo } from "./build-model";
+import { attr, externalTensor, floatTensor, graph, modelBytes, node, rawTensor, DT, valueInfo } from "./build-model";
+import { dimValue, keyValue } from "../../src/cli/options";
 import { FIXTURES, npyBytes } from "./helpers";
 
 const int64Tensor = (name: string, dims: number[], values: number[]) => rawTensor(name, DT.INT64, dims, new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer));
@@ -158,5 +159,133 @@ describe("onnx-doctor CLI", () => {
       assert.equal(p.status, 2, command);
       assert.match(p.stderr, /^onnx-doctor: probe\.input: y17\.npy has 17 rows of labels but the probe data has 16 rows/, command);
     }
+  });
+
+  it("refuses an --out that is a file the run reads (model, its external data, --input, --labels, --train-data, --val-data) before running, and leaves it intact", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cli-out-"));
+    const victim = join(dir, "victim.onnx");
+    copyFileSync(model("tanh_tiny_init"), victim);
+    const probe = join(dir, "x.npy");
+    copyFileSync(join(FIXTURES, "tanh_tiny_init.probe.npy"), probe);
+    const labels = join(dir, "y.npy");
+    writeFileSync(labels, npyBytes("<i8", [16], BigInt64Array.from({ length: 16 }, (_, i) => BigInt(i % 10))));
+    linkSync(victim, join(dir, "hard.onnx"));
+    symlinkSync("victim.onnx", join(dir, "sym.onnx"));
+    mkdirSync(join(dir, "sub"));
+    const before = readFileSync(victim);
+    const refusal = (out: string, what: string, file: string) => `onnx-doctor: usage: --out ${out} is the ${what} this run reads (${file}); writing the output there would overwrite it: choose another --out file\n`;
+    const cases: [string[], string, string, string][] = [
+      [["analyze", victim], victim, "model", victim],
+      [["analyze", victim], join(dir, "hard.onnx"), "model", victim],
+      [["analyze", victim], join(dir, "sym.onnx"), "model", victim],
+      [["analyze", victim], `${dir}/sub/../victim.onnx`, "model", victim],
+      [["analyze", victim, "--input", probe], probe, "--input file", probe],
+      [["analyze", victim, "--input", probe, "--labels", labels], labels, "--labels file", labels],
+      [["analyze", victim, "--train-data", labels, "--val-data", probe], probe, "--val-data file", probe],
+      [["gradcheck", victim, "--no-progress"], join(dir, "sym.onnx"), "model", victim],
+      [["gradcheck", victim, "--no-progress", "--input", probe], probe, "--input file", probe],
+    ];
+    for (const [args, out, what, file] of cases) {
+      const p = run(...args, "-o", out);
+      assert.equal(p.status, 2, args.join(" "));
+      assert.equal(p.stderr, refusal(out, what, file), args.join(" "));
+    }
+    // Relative paths in another spelling: ./sub/../victim.onnx from the folder.
+    const rel = spawnSync(process.execPath, [CLI, "analyze", "victim.onnx", "-o", "./sub/../victim.onnx"], { cwd: dir, encoding: "utf8" });
+    assert.equal(rel.stderr, refusal("./sub/../victim.onnx", "model", "victim.onnx"));
+    assert.deepEqual(readFileSync(victim), before, "the model is untouched");
+    assert.equal(readFileSync(probe).length, readFileSync(join(FIXTURES, "tanh_tiny_init.probe.npy")).length);
+    // External data: the weights file next to the model.
+    const ext = mkdtempSync(join(tmpdir(), "cli-out-ext-"));
+    writeFileSync(join(ext, "w.bin"), new Uint8Array(new Float32Array(16).fill(0.5).buffer));
+    writeFileSync(join(ext, "m.onnx"), modelBytes(graph([node("MatMul", ["x", "w"], ["y"])], [externalTensor("w", [4, 4], "w.bin", 0, 64)])));
+    const weights = run("analyze", join(ext, "m.onnx"), "-o", join(ext, "w.bin"));
+    assert.equal(weights.status, 2);
+    assert.equal(weights.stderr, `onnx-doctor: usage: --out ${join(ext, "w.bin")} is an external data file of the model ${join(ext, "m.onnx")} (${join(ext, "w.bin")}); writing the output there would overwrite the weights: choose another --out file\n`);
+    assert.ok(readFileSync(join(ext, "w.bin")).equals(Buffer.from(new Float32Array(16).fill(0.5).buffer)), "the weights are untouched");
+    // An existing report next to the model is overwritten as before.
+    writeFileSync(join(ext, "r.json"), "old");
+    const ok = run("analyze", join(ext, "m.onnx"), "-f", "json", "-o", join(ext, "r.json"));
+    assert.equal(ok.stderr, "");
+    assert.equal(JSON.parse(readFileSync(join(ext, "r.json"), "utf8")).schemaVersion, 1);
+  });
+
+  it("a failed write to stdout is one line and exit 2; a reader that closes the pipe ends the run quietly with 141 (128 + SIGPIPE)", async () => {
+    const full = spawnSync(process.execPath, [CLI, "analyze", model("tanh_tiny_init")], { encoding: "utf8", stdio: ["ignore", openSync("/dev/full", "w"), "pipe"] });
+    assert.equal(full.status, 2);
+    assert.equal(full.stderr, "onnx-doctor: output: cannot write to stdout (ENOSPC: no space left on device, write)\n");
+    const toFile = run("analyze", model("tanh_tiny_init"), "-o", "/dev/full");
+    assert.equal(toFile.status, 2);
+    assert.equal(toFile.stderr, "onnx-doctor: output: cannot write --out /dev/full (ENOSPC: no space left on device, write)\n");
+    // `| head -c1`: the reader goes away before the report is written.
+    const child = spawn(process.execPath, [CLI, "analyze", model("tanh_tiny_init"), "-f", "html"], { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.destroy();
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const [code, signal] = await new Promise<[number | null, string | null]>((done) => child.on("close", (c, s) => done([c, s])));
+    assert.deepEqual([code, signal, stderr], [141, null, ""]);
+  });
+
+  it("refuses float64 data and --fill values that overflow the float32 input, naming the input and the value", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cli-overflow-"));
+    const big = join(dir, "big.npy");
+    writeFileSync(big, npyBytes("<f8", [16, 128], Float64Array.from({ length: 16 * 128 }, (_, i) => (i === 5 ? 1e300 : Math.sin(i)))));
+    const a = run("analyze", model("tanh_tiny_init"), "--input", big);
+    assert.equal(a.status, 2);
+    assert.equal(a.stderr, 'onnx-doctor: probe.input: big.npy: "input" holds 1e+300 (element 5), which overflows float32, the model\'s input type (largest finite ±3.4028235e+38); scale the data into float32\'s range\n');
+    const fill = run("analyze", model("tanh_tiny_init"), "--fill", "input=1e39");
+    assert.equal(fill.status, 2);
+    assert.equal(fill.stderr, 'onnx-doctor: probe.input: --fill input=1e+39: 1e+39 overflows float32, the type of input "input" (largest finite ±3.4028235e+38)\n');
+    const g = run("gradcheck", model("tanh_tiny_init"), "--no-progress", "--fill", "input=-1e39");
+    assert.equal(g.status, 2);
+    assert.match(g.stderr, /^onnx-doctor: probe\.input: --fill input=-1e\+39: -1e\+39 overflows float32/);
+    // The largest float32 itself is fine: no refusal (findings may follow).
+    assert.notEqual(run("analyze", model("tanh_tiny_init"), "--fill", "input=3.4e38", "--loss", "none").status, 2);
+  });
+
+  it("--dim and --fill split name=value at the last '=', so names containing '=' can be given", () => {
+    assert.deepEqual(keyValue("a=b=3"), { "a=b": 3 });
+    assert.deepEqual(keyValue("x==-1.5"), { "x=": -1.5 });
+    assert.deepEqual(dimValue("seq=len=7", { batch: 2 }), { batch: 2, "seq=len": 7 });
+    assert.throws(() => keyValue("a=b"), /expected name=number, got "a=b"/);
+    assert.throws(() => keyValue("=3"), /expected name=number, got "=3"/);
+    const dir = mkdtempSync(join(tmpdir(), "cli-eq-"));
+    const path = join(dir, "eq.onnx");
+    writeFileSync(path, modelBytes(graph([node("Relu", ["a=b"], ["y"])], [], [valueInfo("a=b", ["n=1", 4])], [valueInfo("y", ["n=1", 4])])));
+    const p = run("analyze", path, "--dim", "n=1=3", "--fill", "a=b=2", "-f", "json", "--loss", "none");
+    assert.equal(p.stderr, "");
+    const r = JSON.parse(p.stdout);
+    assert.deepEqual(r.probe.inputs.map((i: { name: string; shape: number[]; source: string }) => [i.name, i.shape, i.source]), [["a=b", [3, 4], "fill"]]);
+  });
+
+  it("refuses option combinations that would silently ignore one: --static with --input, --fill for an input --input gives, a repeated --input", () => {
+    const probe = join(FIXTURES, "tanh_tiny_init.probe.npy");
+    const statik = run("analyze", model("tanh_tiny_init"), "--static", "--input", probe);
+    assert.equal(statik.status, 2);
+    assert.equal(statik.stderr, "onnx-doctor: probe.input: --input is probe data, and --static turns the probe off: give one or the other\n");
+    for (const command of ["analyze", "gradcheck"]) {
+      const quiet = command === "gradcheck" ? ["--no-progress"] : ["--loss", "none"];
+      const both = run(command, model("tanh_tiny_init"), "--input", probe, "--fill", "input=1", ...quiet);
+      assert.equal(both.status, 2, command);
+      assert.equal(both.stderr, 'onnx-doctor: probe.input: --fill input: input "input" is also given by --input tanh_tiny_init.probe.npy; give it one way\n', command);
+      const twice = run(command, model("tanh_tiny_init"), "--input", probe, "--input", join(FIXTURES, "other.npy"));
+      assert.equal(twice.status, 2, command);
+      assert.equal(twice.stderr, `onnx-doctor: usage: option '-i, --input <file>' argument '${join(FIXTURES, "other.npy")}' is invalid. is given twice, as ${probe} and ${join(FIXTURES, "other.npy")}; give it once\n`, command);
+    }
+    // The same file twice is harmless and runs.
+    assert.notEqual(run("analyze", model("tanh_tiny_init"), "--input", probe, "--input", probe, "--loss", "none").status, 2);
+  });
+
+  it("gradcheck --precision float64 on a model whose float64 copy has no kernel says so and points to float32", () => {
+    // onnxruntime's CPU Conv has no double kernel; the float32 model runs.
+    const dir = mkdtempSync(join(tmpdir(), "cli-f64-"));
+    const path = join(dir, "conv.onnx");
+    const g = graph([node("Conv", ["x", "W"], ["c"], [attr("kernel_shape", [3, 3])], "conv0"), node("Relu", ["c"], ["y"])],
+      [floatTensor("W", [2, 1, 3, 3], Array.from({ length: 18 }, (_, i) => Math.sin(i)))], [valueInfo("x", ["N", 1, 5, 5])], [valueInfo("y", ["N", 2, 3, 3])]);
+    writeFileSync(path, modelBytes(g, 13));
+    const p = run("gradcheck", path, "--precision", "float64", "--no-progress");
+    assert.equal(p.status, 2);
+    assert.equal(p.stderr, "onnx-doctor: model.unsupported: --precision float64: the model runs in float32, but its float64 copy does not: onnxruntime has no float64 (double) kernel for Conv (node conv0); use --precision float32, or the default auto, which falls back to float32\n");
+    assert.equal(run("gradcheck", path, "--precision", "float32", "--no-progress").status, 0);
   });
 });

@@ -19,7 +19,7 @@ import { evaluateFit } from "../../src/probe/fit";
 import { zipSync } from "fflate";
 import { analyze } from "../../src/index";
 import { DoctorError } from "../../src/onnx/errors";
-import { parseNpy, readDataFile, readLabelsFile } from "../../src/probe/npy";
+import { asInputType, parseNpy, readDataFile, readLabelsFile } from "../../src/probe/npy";
 import { FIXTURES, npyBytes } from "./helpers";
 import { GRADIENTS, gradientFixture } from "./gradient-fixtures";
 
@@ -309,7 +309,56 @@ describe("label dtypes", () => {
     const fit = await evaluateFit(loadModel(modelPath), { trainData: half, valData: half });
     assert.deepEqual([fit.task, fit.train.loss, fit.val.error], ["regression", 0, 0]);
     const nan = set(npyBytes("<f4", [8], Float32Array.from(y, (v, i) => (i === 3 ? NaN : v))));
-    await assert.rejects(evaluateFit(loadModel(modelPath), { trainData: nan, valData: half }), /set\.npz: "labels" holds NaN; labels and targets must be finite numbers/);
+    await assert.rejects(evaluateFit(loadModel(modelPath), { trainData: nan, valData: half }), /set\.npz: "labels": label NaN in row 3; labels and targets must be finite numbers/);
+  });
+
+  it("--train-data/--val-data labels are refused like --labels: class ids outside the output's classes, float labels against class ids, wrong counts", async () => {
+    // logits = x (8 classes): the labels argmax(x) fit exactly.
+    const g = graph([node("Gemm", ["x", "W", "b"], ["y"])], [floatTensor("W", [8, 8], Array.from({ length: 64 }, (_, i) => (i % 9 ? 0 : 1))), floatTensor("b", [8], new Array(8).fill(0))],
+      [valueInfo("x", ["N", 8])], [valueInfo("y", ["N", 8])]);
+    const dir = tmp();
+    const modelPath = join(dir, "logits.onnx");
+    writeFileSync(modelPath, modelBytes(g, 13));
+    const x = Float32Array.from({ length: 16 * 8 }, (_, i) => (i % 8 === (i >> 3) % 8 ? 1 : 0));
+    const ids = Array.from({ length: 16 }, (_, r) => r % 8);
+    const set = (name: string, labels: Uint8Array): string => {
+      const path = join(dir, name);
+      writeFileSync(path, zipSync({ "x.npy": npyBytes("<f4", [16, 8], x), "labels.npy": labels }));
+      return path;
+    };
+    const train = set("train.npz", npyBytes("<i8", [16], BigInt64Array.from(ids, BigInt)));
+    const good = await evaluateFit(loadModel(modelPath), { trainData: train, valData: train });
+    assert.deepEqual([good.task, good.train.error, good.val.error, good.verdict], ["classification", 0, 0, "just-right"]);
+    const cases: [string, string, Uint8Array, string][] = [
+      ["val", "v99.npz", npyBytes("<i8", [16], BigInt64Array.from(ids, (v, i) => BigInt(i === 2 ? 99 : v))),
+        '--val-data v99.npz: "labels" holds 99 in row 2, which is not a class index in [0, 8): the model\'s first output "y" has 8 classes'],
+      ["val", "vfloat.npz", npyBytes("<f8", [16], Float64Array.from(ids, (v, i) => (i === 4 ? 0.25 : v))),
+        '--val-data vfloat.npz: "labels" holds 0.25 in row 4, which is not a class index in [0, 8): the model\'s first output "y" has 8 classes; the labels of --train-data train.npz are class ids, so these must be too'],
+      ["train", "tneg.npz", npyBytes("<i4", [16], Int32Array.from(ids, (v, i) => (i === 0 ? -1 : v))),
+        '--train-data tneg.npz: "labels" holds -1 in row 0, which is not a class index in [0, 8): the model\'s first output "y" has 8 classes'],
+      ["val", "v2d.npz", npyBytes("<i8", [16, 2], BigInt64Array.from([...ids, ...ids], BigInt)),
+        '--val-data v2d.npz: "labels" has shape [16,2]: class labels are one integer per row, 16 here'],
+      ["train", "treg.npz", npyBytes("<f4", [16], Float32Array.from(ids, (v) => v + 0.5)),
+        '--train-data treg.npz: "labels" holds 16 targets, but the model\'s first output "y" gives 128 values for the 16 rows (8 per row); regression targets pair with output values one to one'],
+    ];
+    for (const [which, name, labels, message] of cases) {
+      const bad = set(name, labels);
+      const options = which === "val" ? { trainData: train, valData: bad } : { trainData: bad, valData: train };
+      await assert.rejects(evaluateFit(loadModel(modelPath), options), (e: unknown) => e instanceof DoctorError && e.code === "probe.input" && e.message === message, name);
+    }
+    // On the command line: exit 2, one line, no report and no fit.high-bias.
+    const p = cli("analyze", modelPath, "--train-data", train, "--val-data", join(dir, "v99.npz"));
+    assert.equal(p.status, 2);
+    assert.equal(p.stdout, "");
+    assert.equal(p.stderr, `onnx-doctor: probe.input: ${cases[0][3]}\n`);
+  });
+
+  it("float64 probe data beyond float32's range is refused by input and value, not reported as NaN/Inf in the data", () => {
+    const t = { dtype: "float64" as const, dims: [2, 2], data: Float64Array.from([1, -2, -1e39, 3]) };
+    assert.throws(() => asInputType(t, "float32", "x.npy", "x"), (e: unknown) => e instanceof DoctorError && e.code === "probe.input"
+      && e.message === 'x.npy: "x" holds -1e+39 (element 2), which overflows float32, the model\'s input type (largest finite ±3.4028235e+38); scale the data into float32\'s range');
+    // The largest float32 and values that round to it are kept; Inf already in the data is the data's own, left to the NaN/Inf check.
+    assert.deepEqual(Array.from(asInputType({ ...t, data: Float64Array.from([3.4028234663852886e38, 3.40282350e38, Infinity, 0]) }, "float32", "x.npy", "x").data as Float32Array), [3.4028234663852886e38, 3.4028234663852886e38, Infinity, 0]);
   });
 
   it("refuses bool class ids, integer regression targets and NaN/Inf with one clear line", () => {
