@@ -211,7 +211,7 @@ function layerReport(layer: Layer): LayerReport {
     if (e instanceof DoctorError) throw e;
     throw new DoctorError("model.invalid", `cannot read weight ${w.name}: ${oneLine(e)}`);
   }
-  const hasFan = layer.fanIn !== undefined && layer.fanOut !== undefined && (layer.kind === "linear" || layer.kind === "conv");
+  const hasFan = !!layer.fanIn && !!layer.fanOut && (layer.kind === "linear" || layer.kind === "conv");
   const weight: WeightReport = {
     tensor: w.name, shape: [...w.dims], dtype: w.dtype, source: w.source,
     fanIn: layer.fanIn ?? null, fanOut: layer.fanOut ?? null,
@@ -219,7 +219,7 @@ function layerReport(layer: Layer): LayerReport {
     bias: null,
     kurtosis: m.kurtosis,
     looksTrained: values !== undefined && trainedEvidence(values, layer.units, m),
-    identicalUnits: layer.units && layer.units.units >= 2 ? (w.fill !== undefined || m.std === 0 ? true : values ? identicalUnits(values, layer.units) : null) : null,
+    identicalUnits: layer.units && layer.units.units >= 2 && w.size > 0 ? (w.fill !== undefined || m.std === 0 ? true : values ? identicalUnits(values, layer.units) : null) : null,
     expectedStd: hasFan
       ? { he: Math.sqrt(2 / layer.fanIn!), xavier: Math.sqrt(2 / (layer.fanIn! + layer.fanOut!)), lecun: Math.sqrt(1 / layer.fanIn!) }
       : null,

@@ -36,8 +36,13 @@ export function isFreshBatchNorm(model: Model, node: GraphNode): boolean {
  * otherwise). A conv exported with its own zero bias and no folding keeps `conv.bias`.
  */
 export function hasFoldedFreshBatchNorm(node: GraphNode, weight: ConstTensor | undefined, bias: ConstTensor | undefined): boolean {
+  return looksFolded(node, weight, bias) && allEqual(bias, 0);
+}
+
+/** A conv whose weight and bias torch.onnx's constant folding renamed `onnx::Conv_<n>`, as it does when it folds a BatchNorm in. */
+export function looksFolded(node: GraphNode, weight: ConstTensor | undefined, bias: ConstTensor | undefined): boolean {
   const folded = (t: ConstTensor | undefined): boolean => !!t && t.name.startsWith("onnx::Conv_");
-  return node.opType === "Conv" && folded(weight) && folded(bias) && allEqual(bias, 0);
+  return node.opType === "Conv" && folded(weight) && folded(bias);
 }
 
 /**

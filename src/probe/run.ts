@@ -134,7 +134,8 @@ class TapAccumulator {
     let deadUnits: number | null = null;
     let units: number | null = null;
     const channels = layer.units?.units ?? layer.fanOut;
-    if (this.unitMax && channels && this.unitMax.length % channels === 0) {
+    // NaN never compares > 0: with NaN in the tensor every unit would read as never firing.
+    if (this.unitMax && channels && this.unitMax.length % channels === 0 && nonFinite === 0) {
       units = channels;
       const per = this.unitMax.length / channels;
       const alive = new Uint8Array(channels);

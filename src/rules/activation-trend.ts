@@ -41,7 +41,7 @@ export const activationTrend: Rule = {
         layer: min.layer.name, node: min.layer.node.name, tensor: min.layer.output,
         message: `${layerTitle(min.layer)}: activation std falls from ${fmt(first.std)} (${first.layer.name}) to ${fmt(min.std)} (${min.layer.name}), about x${fmt(factor)} per layer, so the signal is almost gone before the output and gradients vanish with it.${fresh ? ` ${fresh.note}` : ""}`,
         evidence: { firstStd: first.std, minStd: min.std, ratio: min.std / first.std, perLayerFactor: factor, stds },
-        fix: fresh ? fresh.fix : `Initialise tanh/sigmoid layers with Xavier (std = sqrt(2/(fan_in+fan_out))) and ReLU layers with He (std = sqrt(2/fan_in)); ${normalizationAdvice(architecture)}.`,
+        fix: fresh ? fresh.fix : `Initialise tanh/sigmoid layers with Xavier (std = sqrt(2/(fan_in+fan_out))) and ReLU layers with He (std = sqrt(2/fan_in)); ${normalizationAdvice(architecture, layers)}.`,
       });
     }
     if ((max.std / first.std > EXPLODE_RATIO && factor > 1.5) || max.std > 1e4) {
@@ -50,7 +50,7 @@ export const activationTrend: Rule = {
         layer: max.layer.name, node: max.layer.node.name, tensor: max.layer.output,
         message: `${layerTitle(max.layer)}: activation std grows from ${fmt(first.std)} (${first.layer.name}) to ${fmt(max.std)} (${max.layer.name}), about x${fmt(factor)} per layer; activations and gradients explode.${fresh ? ` ${fresh.note}` : ""}`,
         evidence: { firstStd: first.std, maxStd: max.std, ratio: max.std / first.std, perLayerFactor: factor, stds },
-        fix: fresh ? fresh.fix : `Scale the weights down: He (std = sqrt(2/fan_in)) before ReLU, Xavier before tanh; ${normalizationAdvice(architecture)}; clip gradients while training.`,
+        fix: fresh ? fresh.fix : `Scale the weights down: He (std = sqrt(2/fan_in)) before ReLU, Xavier before tanh; ${normalizationAdvice(architecture, layers)}; clip gradients while training.`,
       });
     }
     return findings;

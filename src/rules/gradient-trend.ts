@@ -70,10 +70,10 @@ export const gradientTrend: Rule = {
         message: `${layerTitle(first.layer)}: the loss gradient shrinks about x${fmt(perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (vanishing below ${fmt(AUTOTRAINER_VANISH)}), so the first layers barely learn.${weightRatio !== null ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ""}${fresh ? ` ${fresh.note}` : ""}`,
         evidence,
         fix: fresh ? fresh.fix : scale && scale.ratio < 0.5
-          ? `The weights are initialised too small (median weight std ${fmt(scale.ratio)}x the ${scale.scheme} std), and each layer shrinks the backward signal with them: re-initialise with ${scale.scheme} scale (std = ${scale.scheme === "He" ? "sqrt(2/fan_in)" : "sqrt(2/(fan_in+fan_out))"}); if it persists, ${normalizationAdvice(architecture)}, or add residual connections.`
+          ? `The weights are initialised too small (median weight std ${fmt(scale.ratio)}x the ${scale.scheme} std), and each layer shrinks the backward signal with them: re-initialise with ${scale.scheme} scale (std = ${scale.scheme === "He" ? "sqrt(2/fan_in)" : "sqrt(2/(fan_in+fan_out))"}); if it persists, ${normalizationAdvice(architecture, layers)}, or add residual connections.`
           : saturating
-          ? `Sigmoid/tanh derivatives are at most 0.25/1 and shrink the gradient at every layer: use ReLU-family activations in hidden layers, Xavier/He initialisation or residual connections; ${normalizationAdvice(architecture)}.`
-          : `Initialise with He (ReLU) or Xavier (tanh) scale so each layer keeps the gradient's size, or add residual connections; ${normalizationAdvice(architecture)}.`,
+          ? `Sigmoid/tanh derivatives are at most 0.25/1 and shrink the gradient at every layer: use ReLU-family activations in hidden layers, Xavier/He initialisation or residual connections; ${normalizationAdvice(architecture, layers)}.`
+          : `Initialise with He (ReLU) or Xavier (tanh) scale so each layer keeps the gradient's size, or add residual connections; ${normalizationAdvice(architecture, layers)}.`,
       });
     }
     if (ratio > AUTOTRAINER_EXPLODE && fittedRatio > TREND_EXPLODE) {
@@ -82,7 +82,7 @@ export const gradientTrend: Rule = {
         layer: first.layer.name, node: first.layer.node.name, tensor: first.layer.output,
         message: `${layerTitle(first.layer)}: the loss gradient grows about x${fmt(1 / perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (exploding above ${AUTOTRAINER_EXPLODE}); training steps will be unstable.${weightRatio !== null ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ""}${fresh ? ` ${fresh.note}` : ""}`,
         evidence,
-        fix: fresh ? fresh.fix : `Scale the weights down (He std = sqrt(2/fan_in) before ReLU, Xavier before tanh), clip the gradient norm (torch.nn.utils.clip_grad_norm_) and lower the learning rate; ${normalizationAdvice(architecture)}.`,
+        fix: fresh ? fresh.fix : `Scale the weights down (He std = sqrt(2/fan_in) before ReLU, Xavier before tanh), clip the gradient norm (torch.nn.utils.clip_grad_norm_) and lower the learning rate; ${normalizationAdvice(architecture, layers)}.`,
       });
     }
     return findings;

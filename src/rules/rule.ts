@@ -1,5 +1,6 @@
 import type { Architecture } from "../graph/architecture";
 import type { GraphIndex } from "../graph/index";
+import { looksFolded } from "../graph/fresh-batchnorm";
 import type { Layer } from "../graph/layers";
 import type { Model } from "../onnx/model";
 import type { ObservedChannels } from "../probe/bn-observed";
@@ -62,11 +63,14 @@ export const isReluLike = (l: Layer): boolean => l.activation === "relu" || l.ac
  * when the model has none; a model that already normalises (light_resnet50 has 53 BatchNorms)
  * needs to look at what the normalizations leave alone.
  */
-export function normalizationAdvice(architecture: Architecture | undefined): string {
+export function normalizationAdvice(architecture: Architecture | undefined, layers: readonly Layer[]): string {
   const norms = architecture?.norms.length ?? 0;
-  return norms === 0
-    ? "add normalization (BatchNorm/LayerNorm) between layers"
-    : `the model already has ${norms} normalization layer${norms === 1 ? "" : "s"}, so look at what they leave alone: layers between them, norm weights far from 1, stale running statistics, residual branches added without scaling`;
+  if (norms > 0) return `the model already has ${norms} normalization layer${norms === 1 ? "" : "s"}, so look at what they leave alone: layers between them, norm weights far from 1, stale running statistics, residual branches added without scaling`;
+  // An eval-mode torch export folds BatchNorms into the convs: the graph has none, the model may.
+  const folded = layers.filter((l) => looksFolded(l.node, l.weight, l.bias)).length;
+  return folded > 0
+    ? `add normalization between layers; but ${folded} convolution${folded === 1 ? "" : "s"} carry weights renamed onnx::Conv_<n>, as torch's constant folding leaves a conv with a BatchNorm folded in, so the model may have BatchNorms this eval-mode graph no longer shows: if so, look at their running statistics and at what they leave alone`
+    : "add normalization (BatchNorm/LayerNorm) between layers";
 }
 
 /**

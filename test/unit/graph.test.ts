@@ -176,3 +176,30 @@ describe("activations exported as x times a gate", () => {
     assert.equal(conv2.output, "h2");
   });
 });
+
+describe("statistics of layers that NaN/Inf reached, and of empty weights", () => {
+  it("a layer whose outputs hold NaN/Inf has no dead-unit count (NaN never compares > 0)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nan-dead-"));
+    const w = (n: number) => Array.from({ length: n }, (_, i) => Math.sin(i + 1));
+    const nodes = [node("Gemm", ["x", "a.weight", "a.bias"], ["h"], [attr("transB", 1)], "/a/Gemm"), node("Relu", ["h"], ["r"], [], "/a/Relu"),
+      node("Gemm", ["r", "b.weight"], ["h2"], [attr("transB", 1)], "/b/Gemm"), node("Relu", ["h2"], ["y"], [], "/b/Relu")];
+    const bias = new Array<number>(8).fill(0);
+    bias[0] = NaN;
+    const path = join(dir, "nan_bias.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, [floatTensor("a.weight", [8, 4], w(32)), floatTensor("a.bias", [8], bias), floatTensor("b.weight", [8, 8], w(64))], [valueInfo("x", ["N", 4])], [valueInfo("y", ["N", 8])]), 17));
+    const r = await analyze(path, { batches: 1 });
+    assert.ok(r.layers[1].activation!.nonFinite > 0);
+    assert.equal(r.layers[1].activation!.deadUnits, null);
+    assert.equal(r.findings.filter((f) => f.category === "activation.dead").length, 0);
+  });
+
+  it("a weight with a zero-size dimension gets no init findings and no expected std", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "empty-w-"));
+    const nodes = [node("Gemm", ["x", "a.weight"], ["h"], [attr("transB", 1)], "/a/Gemm"), node("Relu", ["h"], ["y"], [], "/a/Relu")];
+    const path = join(dir, "empty_weight.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, [floatTensor("a.weight", [8, 0], [])], [valueInfo("x", ["N", 0])], [valueInfo("y", ["N", 8])]), 17));
+    const r = await analyze(path, { staticOnly: true });
+    assert.deepEqual(r.findings.filter((f) => f.category.startsWith("init.")).map((f) => f.ruleId), []);
+    assert.equal(r.layers[0].weight?.expectedStd, null);
+  });
+});

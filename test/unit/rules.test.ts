@@ -4,7 +4,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { findLayers } from "../../src/graph/layers";
 import { analyze } from "../../src/index";
+import { loadModel } from "../../src/onnx/load";
+import { normalizationAdvice } from "../../src/rules/rule";
 import { toMarkdown } from "../../src/report/markdown";
 import { toText } from "../../src/report/text";
 import { Random } from "../../src/stats/random";
@@ -121,5 +124,14 @@ describe("dead units on a probe whose samples are all the same", () => {
   it("and a warning with varied samples", async () => {
     const r = await analyze(mlp("varied", [[Math.sqrt(2 / 32), "Relu", new Array<number>(32).fill(-10)], [Math.sqrt(1 / 32), ""]], 6), { batches: 2 });
     assert.equal(r.findings.find((f) => f.category === "activation.dead")?.severity, "error");
+  });
+});
+
+describe("normalization advice", () => {
+  it("on a graph whose convs carry torch's folded names, says the BatchNorms may have been folded away instead of only 'add normalization'", () => {
+    const layers = findLayers(loadModel(join(__dirname, "..", "fixtures", "exports", "mobilenet_v2_folded.onnx")));
+    assert.match(normalizationAdvice(undefined, layers), /^add normalization between layers; but 52 convolutions carry weights renamed onnx::Conv_<n>/);
+    const plain = findLayers(loadModel(join(__dirname, "..", "fixtures", "models", "relu_he_deep.onnx")));
+    assert.equal(normalizationAdvice(undefined, plain), "add normalization (BatchNorm/LayerNorm) between layers");
   });
 });
