@@ -1,4 +1,4 @@
-import type { InputStatsReport } from "../report/types";
+import type { Finding, InputStatsReport } from "../report/types";
 import type { Rule } from "./rule";
 import { fmt } from "./rule";
 
@@ -46,12 +46,12 @@ export const inputUnnormalized: Rule = {
   id: "input.unnormalized",
   needsProbe: true,
   check: ({ inputData }) =>
-    (inputData ?? []).flatMap((s) => {
+    (inputData ?? []).flatMap((s): Finding[] => {
       if (s.preprocessing?.kind === "norm") return [];
       const view = s.normalized ?? s;
       const signal = s.features === 1 && s.layout === "features";
       const { problems, worst } = normalizationProblems(view.mean, view.std, signal ? SIGNAL_STD_LOW : STD_LOW);
-      if (!problems.length) return [];
+      if (!problems.length) return looksLikeUnitRangeImage(s) ? [unitRangeFinding(s)] : [];
       const shown = worst.slice(0, 4).map((k) => `${unit(s)} ${k}: mean ${fmt(view.mean[k])}, std ${fmt(view.std[k])}${s.normalized ? "" : `, range [${fmt(s.min[k])}, ${fmt(s.max[k])}]`}`);
       return [{
         ruleId: "input.unnormalized", category: "input.unnormalized" as const, severity: "warning" as const, tensor: s.name,
@@ -61,3 +61,24 @@ export const inputUnnormalized: Rule = {
       }];
     }),
 };
+
+/**
+ * Images scaled to [0, 1] (torchvision's ToTensor) and fed as they are: within the limits above
+ * (mean 0.5 is within one std of 0), yet not zero-centred, and not what pretrained torchvision
+ * weights were trained on. Every value of every channel is in [0, 1] and the means sit well inside.
+ */
+function looksLikeUnitRangeImage(s: InputStatsReport): boolean {
+  if (s.layout !== "channels" || s.normalized || s.preprocessing) return false;
+  const k = [...s.mean.keys()];
+  return k.length > 0 && k.every((c) => s.min[c] >= 0 && s.max[c] <= 1 && s.max[c] > 0.5 && s.mean[c] > 0.15 && s.mean[c] < 0.85);
+}
+
+function unitRangeFinding(s: InputStatsReport): Finding {
+  const range = (xs: readonly number[]): string => (fmt(Math.min(...xs)) === fmt(Math.max(...xs)) ? fmt(xs[0]) : `${fmt(Math.min(...xs))} to ${fmt(Math.max(...xs))}`);
+  return {
+    ruleId: "input.unnormalized/unit-range", category: "input.unnormalized" as const, severity: "info" as const, tensor: s.name,
+    message: `Input ${s.name} (${s.samples} samples) looks like images scaled to [0, 1] without per-channel normalization: every value is in [0, 1], channel means ${range(s.mean)}, stds ${range(s.std)}. Zero-centred inputs (mean 0, std 1 per channel) train faster: with all-positive inputs, the gradients of a unit's weights all share one sign, so updates zig-zag.`,
+    evidence: { features: s.features, samples: s.samples, means: [...s.mean], stds: [...s.std] },
+    fix: "Add per-channel normalization after scaling to [0, 1], with the training set's statistics (torchvision.transforms.Normalize(mean, std); ImageNet-pretrained models expect mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)), at training and inference alike.",
+  };
+}

@@ -157,6 +157,26 @@ describe("input data layout", () => {
   });
 });
 
+describe("images scaled to [0, 1]", () => {
+  it("are info (unit-range), not a warning; the same images standardised per channel give nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "unit-range-"));
+    const model = join(FIXTURES, "resnet_bn.onnx");
+    // Smooth pseudo-images in [0, 1] ([16, 3, 16, 16], as the fixture's probe).
+    const n = 16 * 3 * 16 * 16;
+    const pixels = Float32Array.from({ length: n }, (_, i) => 0.5 + 0.45 * Math.sin(0.731 * i) * Math.cos(0.017 * i));
+    const raw = join(dir, "unit.npy");
+    writeFileSync(raw, npyBytes("<f4", [16, 3, 16, 16], pixels));
+    const r = await analyze(model, { inputFile: raw, batchSize: 8, loss: "none" });
+    const f = r.findings.filter((x) => x.category === "input.unnormalized");
+    assert.deepEqual(f.map((x) => `${x.severity} ${x.ruleId}`), ["info input.unnormalized/unit-range"]);
+    assert.match(f[0].message, /looks like images scaled to \[0, 1\] without per-channel normalization/);
+    const std = join(dir, "standardised.npy");
+    writeFileSync(std, npyBytes("<f4", [16, 3, 16, 16], pixels.map((v) => (v - 0.5) / 0.3)));
+    const s = await analyze(model, { inputFile: std, batchSize: 8, loss: "none" });
+    assert.deepEqual(s.findings.filter((x) => x.category === "input.unnormalized").map((x) => x.ruleId), []);
+  });
+});
+
 describe("lesson checks on real models", () => {
   const silero = join(REAL, "silero_vad_micro_transformer_2021.onnx");
   it("silero_vad_micro_transformer_2021.onnx: 4 Post-Norm layers with decomposed LayerNorm, d_model 16, no warning", { skip: !existsSync(silero) }, async () => {
