@@ -66,6 +66,8 @@ function biasSwitchesUnitsOff(layer: Layer, fanIn: number | null | undefined, de
   return off * 2 >= dead;
 }
 
+const RUN_ON_REAL_DATA = "Run the probe on real inputs (--input data.npz); if units stay silent there, check the bias and learning rate, or use LeakyReLU/GELU.";
+
 export const activationDead: Rule = {
   id: "activation.dead",
   needsProbe: true,
@@ -97,24 +99,28 @@ export const activationDead: Rule = {
       const upstream = silentUpstream(layer, ctx);
       // One sample (or copies of one): each unit's sign is decided once, so about half never fire.
       const sameSamples = !offDistribution && !pooledNoise && !uncentred && !equalWeights && !upstream ? ctx.identicalSamples : undefined;
-      const asInfo = offDistribution || pooledNoise || uncentred || !!sameSamples;
+      // Why the silence may be the probe's or the export's doing rather than the model's; the first
+      // names the finding and its fix, and each adds its note.
+      const caveats = [
+        offDistribution && { id: "synthetic-probe", note: "The weights look trained and the probe was synthetic: confirm with real data (--input).", fix: RUN_ON_REAL_DATA },
+        pooledNoise && !offDistribution && { id: "synthetic-probe", note: "The layer reads a globally pooled vector, which the synthetic probe's noise inputs make nearly the same for every sample, so each unit's sign is decided once for the whole probe: confirm with real data (--input).", fix: RUN_ON_REAL_DATA },
+        uncentred && { id: "fresh-batchnorm", note: `Its BatchNorm${layer.foldedFreshNorm ? " (folded into the conv by the export)" : ""} has untrained running statistics (mean 0, variance 1), so in eval mode it does not centre the pre-activations; in training it centres them with the batch's statistics and the units fire about half the time.`, fix: "Nothing to change for training. To check the trained network, export it after training (or after a few hundred batches in train() mode, which fills the running statistics)." },
+        sameSamples && { id: "identical-samples", note: `But ${sameSamples}, so each unit's sign was decided once: units silent on it may fire on other inputs.`, fix: "Probe with varied data: --input with many rows of real inputs (a --fill constant or an all-ones input gives every sample the same value)." },
+      ].filter((c) => !!c);
+      const notes = [upstream && `Its input is all zero: every unit of ${upstream.name} before it is silent, so this layer sees only its bias.`, ...caveats.map((c) => c.note)].filter((n) => !!n);
       return [{
-        ruleId: sameSamples ? "activation.dead/identical-samples" : uncentred && !offDistribution && !pooledNoise ? "activation.dead/fresh-batchnorm" : asInfo ? "activation.dead/synthetic-probe" : "activation.dead", category: "activation.dead",
-        severity: asInfo ? "info" as const : fraction === 1 ? "error" as const : "warning" as const,
+        ruleId: caveats.length ? `activation.dead/${caveats[0].id}` : "activation.dead", category: "activation.dead",
+        severity: caveats.length ? "info" as const : fraction === 1 ? "error" as const : "warning" as const,
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
-        message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${upstream ? ` Its input is all zero: every unit of ${upstream.name} before it is silent, so this layer sees only its bias.` : ""}${offDistribution ? " The weights look trained and the probe was synthetic: confirm with real data (--input)." : ""}${pooledNoise && !offDistribution ? " The layer reads a globally pooled vector, which the synthetic probe's noise inputs make nearly the same for every sample, so each unit's sign is decided once for the whole probe: confirm with real data (--input)." : ""}${uncentred ? ` Its BatchNorm${layer.foldedFreshNorm ? " (folded into the conv by the export)" : ""} has untrained running statistics (mean 0, variance 1), so in eval mode it does not centre the pre-activations; in training it centres them with the batch's statistics and the units fire about half the time.` : ""}${sameSamples ? ` But ${sameSamples}, so each unit's sign was decided once: units silent on it may fire on other inputs.` : ""}`,
+        message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${notes.map((n) => ` ${n}`).join("")}`,
         evidence: { deadUnits: dead, neverFiring: a.deadUnits, zeroGradientUnits: zeroGradient, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null, silentInputFrom: upstream?.name ?? null },
         // Equal weights are this layer's own fault whatever its input; otherwise a silent input is the cause.
         fix: equalWeights
           ? `All weights of this layer are equal (${fmt(w!.mean)}), so every unit computes the same value and they go silent together: initialise with random weights (He, std = sqrt(2/fan_in), before ReLU); the init findings on this layer say the same.`
           : upstream
           ? `Fix ${upstream.name} first (its finding says why it is silent); this layer's units cannot fire while their input is zero, whatever their own bias.`
-          : uncentred && !offDistribution && !pooledNoise
-          ? "Nothing to change for training. To check the trained network, export it after training (or after a few hundred batches in train() mode, which fills the running statistics)."
-          : sameSamples
-          ? "Probe with varied data: --input with many rows of real inputs (a --fill constant or an all-ones input gives every sample the same value)."
-          : offDistribution || pooledNoise
-          ? "Run the probe on real inputs (--input data.npz); if units stay silent there, check the bias and learning rate, or use LeakyReLU/GELU."
+          : caveats.length
+          ? caveats[0].fix
           : layer.kind === "norm"
           ? "A normalization's outputs change sign from sample to sample when its input varies; units that never fire mean the input hardly varies between samples. Check the layer before it: weights initialised too small next to its bias (the bias then sets every sample's value), or a constant input."
           : "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",
