@@ -1,6 +1,6 @@
 import { realpathSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { dirname, relative, resolve, isAbsolute } from "node:path";
+import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { InvalidArgumentError } from "commander";
 
 /** A command line that cannot run as given (exit 2, `onnx-doctor: usage: <reason>`), found after commander parsed it. */
@@ -107,7 +107,7 @@ export const outputFile = (v: string): string => {
  * different values, which one wins would be a guess (commander silently keeps the last), so refuse.
  */
 export const singleValue = (then: (v: string) => string = (v) => v) => (v: string, prev?: string): string => {
-  if (prev !== undefined && prev !== v) throw new InvalidArgumentError(`is given twice, as ${prev} and ${v}; give it once`);
+  if (prev !== undefined && prev !== v) throw new InvalidArgumentError(`The option was already given as ${prev}; give it once.`);
   return then(v);
 };
 
@@ -147,7 +147,8 @@ export function refuseOverwrite(out: string | undefined, reads: ReadonlyArray<re
   let inside = false;
   try {
     const rel = relative(dirname(realpathSync(model)), realpathSync(out));
-    inside = !rel.startsWith("..") && !isAbsolute(rel);
+    // "..data.bin" is a file inside the folder; only ".." as a whole first segment leaves it.
+    inside = rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
   } catch {
     return;
   }

@@ -86,14 +86,32 @@ function activationOf(n: GraphNode): Activation | undefined {
 }
 
 /** Ops a decomposed gate is built of: elementwise, with constants as their other operands. */
-const GATE_OPS = new Set(["Div", "Mul", "Add", "Sub", "Pow", "Erf", "Tanh", "Sigmoid", "HardSigmoid", "Clip"]);
+const GATE_OPS = new Set(["Div", "Mul", "Add", "Sub", "Erf", "Sigmoid", "HardSigmoid", "Clip"]);
+const SCALES = ["Div", "Mul", "Add", "Sub"];
+
+/**
+ * The activation a gate chain makes, by the one nonlinearity it holds (the rest only scales and
+ * shifts): Erf, GELU's 1+erf(x/√2); Sigmoid, SiLU's sigmoid(x) (or sigmoid(1.702x), the quick
+ * GELU, as alike); HardSigmoid with torch's alpha 1/6, or Clip, hardswish's gate. Any other mix
+ * (x·tanh(x), x·sigmoid(tanh(x))) is not named.
+ */
+function gateKind(chain: readonly GraphNode[]): Activation | undefined {
+  const nonlinear = chain.filter((n) => !SCALES.includes(n.opType));
+  if (nonlinear.length !== 1) return undefined;
+  const [g] = nonlinear;
+  if (g.opType === "Erf") return "gelu";
+  if (g.opType === "Sigmoid") return "silu";
+  if (g.opType === "Clip") return "hard_swish";
+  // HardSigmoid is hardswish's gate only with its alpha 1/6 (torch's export).
+  if (g.opType === "HardSigmoid" && Math.abs(attrFloat(g, "alpha", 0.2) - 1 / 6) <= 1e-6) return "hard_swish";
+  return undefined;
+}
 
 /**
  * An activation written as x times a gate computed from x, as exporters decompose them: SiLU
  * x·sigmoid(x) (torch's nn.SiLU), hardswish x·hardsigmoid(x) (torch before opset 14) or
- * x·clip(x+3, 0, 6)/6 (Paddle), GELU x·(1+erf(x/√2))·0.5 (torch before opset 20) or its tanh
- * form. The tensor feeds exactly the gate's chain and the Mul of itself with the gate's end; a
- * trailing scale by a constant (GELU's 0.5, hardswish's /6) belongs to the activation too.
+ * x·clip(x+3, 0, 6)/6 (Paddle), GELU x·(1+erf(x/√2))·0.5 (torch before opset 20). The tensor
+ * feeds exactly the gate's chain and the Mul of itself with the gate's end; a trailing scale by a constant (GELU's 0.5, hardswish's /6) belongs to the activation too.
  */
 function selfGated(index: GraphIndex, x: string): { activation: Activation; nodes: GraphNode[]; output: string } | undefined {
   const users = index.consumersOf(x);
@@ -113,11 +131,7 @@ function selfGated(index: GraphIndex, x: string): { activation: Activation; node
       node = next.length === 1 ? next[0] : undefined;
     }
     if (from !== gateInput || index.consumersOf(gateInput).length !== 1 || index.graphOutputs.has(gateInput)) continue;
-    const ops = new Set(chain.map((n) => n.opType));
-    const hardSigmoid = chain.find((n) => n.opType === "HardSigmoid");
-    // HardSigmoid is hardswish's gate only with its alpha 1/6 (torch's export).
-    if (hardSigmoid && Math.abs(attrFloat(hardSigmoid, "alpha", 0.2) - 1 / 6) > 1e-6) continue;
-    const activation: Activation | undefined = ops.has("Erf") || ops.has("Tanh") ? "gelu" : ops.has("Sigmoid") ? "silu" : hardSigmoid || ops.has("Clip") ? "hard_swish" : undefined;
+    const activation = gateKind(chain);
     if (!activation) continue;
     const nodes = [...chain, mul];
     let output = mul.outputs[0];

@@ -88,7 +88,9 @@ export const activationDead: Rule = {
       const bias = reports[layer.id].weight && layer.bias ? layer.bias : undefined;
       // A trained net fed random noise is off its data distribution; silent units there prove little.
       const offDistribution = modelLooksTrained && syntheticProbe;
-      const pooledNoise = syntheticProbe && fraction < 1 && readsPooledVector(layer, ctx) && !biasSwitchesUnitsOff(layer, reports[layer.id].weight?.fanIn, dead);
+      // A bias far below what initialisation gives switches the units off whatever the probe.
+      const biasOff = biasSwitchesUnitsOff(layer, reports[layer.id].weight?.fanIn, dead);
+      const pooledNoise = syntheticProbe && fraction < 1 && readsPooledVector(layer, ctx) && !biasOff;
       // Units that a training-mode BatchNorm would centre: silent in the eval-mode export only.
       const uncentred = fraction < 1 && layerHasFreshBatchNorm(ctx.model, layer);
       // Equal weights (init.zero / init.symmetric) make every unit compute the same value: that, not
@@ -98,7 +100,7 @@ export const activationDead: Rule = {
       const equalWeights = !!w && w.std === 0 && layer.kind !== "norm";
       const upstream = silentUpstream(layer, ctx);
       // One sample (or copies of one): each unit's sign is decided once, so about half never fire.
-      const sameSamples = !offDistribution && !pooledNoise && !uncentred && !equalWeights && !upstream ? ctx.identicalSamples : undefined;
+      const sameSamples = !offDistribution && !pooledNoise && !uncentred && !equalWeights && !upstream && !biasOff ? ctx.identicalSamples : undefined;
       // Why the silence may be the probe's or the export's doing rather than the model's; the first
       // names the finding and its fix, and each adds its note.
       const caveats = [

@@ -1,3 +1,5 @@
+import type { GraphIndex } from "../graph/index";
+import type { Layer } from "../graph/layers";
 import type { Finding } from "../report/types";
 import type { Rule } from "./rule";
 import { fmt, freshBatchNorm, layerTitle, normalizationAdvice } from "./rule";
@@ -16,15 +18,18 @@ export const EXPLODE_RATIO = 1e2;
 export const activationTrend: Rule = {
   id: "activation.trend",
   needsProbe: true,
-  check: ({ layers, reports, architecture }) => {
+  check: ({ model, index, layers, reports, architecture }) => {
     const seq = layers
-      .filter((l) => !l.followedByNorm && l.kind !== "embedding")
+      // The output layer's scale is the logits' (often drawn small on purpose), and a gate (an
+      // SE block's sigmoid that multiplies the features) is off the signal's path: neither says
+      // whether the signal carried through depth.
+      .filter((l) => !l.followedByNorm && l.kind !== "embedding" && !l.isOutputLayer && !isGate(l, index))
       .map((l) => ({ layer: l, std: reports[l.id].activation?.std ?? NaN }))
       // Exactly-zero outputs (a zero-initialised residual branch or LoRA B) are intentional or
       // reported by init.zero/activation.dead; they are not a trend.
       .filter((s) => Number.isFinite(s.std) && s.std > 0);
     if (seq.length < 3 || !(seq[0].std > 0)) return [];
-    const fresh = freshBatchNorm(layers);
+    const trend = seq.map((x) => ({ layer: x.layer, value: x.std }));
     const first = seq[0];
     const logs = seq.map((s) => Math.log10(Math.max(s.std, 1e-30)));
     const factor = 10 ** slope(logs);
@@ -36,6 +41,7 @@ export const activationTrend: Rule = {
     // that brings it back up more than tenfold is not a fall over depth.
     const recovered = seq[seq.length - 1].std / min.std > 1 / Math.sqrt(VANISH_RATIO);
     if (min.std / first.std < VANISH_RATIO && factor < 0.7 && !recovered) {
+      const fresh = freshBatchNorm(model, trend, false);
       findings.push({
         ruleId: fresh ? "activation.vanishing/fresh-batchnorm" : "activation.vanishing", category: "activation.vanishing", severity: fresh ? "info" : "warning",
         layer: min.layer.name, node: min.layer.node.name, tensor: min.layer.output,
@@ -45,6 +51,7 @@ export const activationTrend: Rule = {
       });
     }
     if ((max.std / first.std > EXPLODE_RATIO && factor > 1.5) || max.std > 1e4) {
+      const fresh = freshBatchNorm(model, trend, true);
       findings.push({
         ruleId: fresh ? "activation.exploding/fresh-batchnorm" : "activation.exploding", category: "activation.exploding", severity: fresh ? "info" : "warning",
         layer: max.layer.name, node: max.layer.node.name, tensor: max.layer.output,
@@ -56,3 +63,10 @@ export const activationTrend: Rule = {
     return findings;
   },
 };
+
+/** A sigmoid-like layer whose output only multiplies other tensors: a gate, such as a squeeze-and-excitation block's. */
+function isGate(layer: Layer, index: GraphIndex): boolean {
+  if (layer.activation !== "sigmoid" && layer.activation !== "hard_sigmoid") return false;
+  const users = index.consumersOf(layer.output);
+  return users.length > 0 && users.every((n) => n.opType === "Mul");
+}

@@ -60,8 +60,9 @@ export const gradientTrend: Rule = {
       thresholds: [AUTOTRAINER_VANISH, AUTOTRAINER_EXPLODE], l2: seq.map((p) => p.l2),
     };
     const findings: Finding[] = [];
-    const fresh = freshBatchNorm(layers);
+    const trend = seq.map((p) => ({ layer: p.layer, value: p.l2 }));
     if (ratio < AUTOTRAINER_VANISH && fittedRatio < TREND_VANISH) {
+      const fresh = freshBatchNorm(model, trend, true);
       const saturating = layers.some((l) => l.activation === "sigmoid" || l.activation === "tanh");
       const scale = initScale(seq);
       findings.push({
@@ -77,6 +78,7 @@ export const gradientTrend: Rule = {
       });
     }
     if (ratio > AUTOTRAINER_EXPLODE && fittedRatio > TREND_EXPLODE) {
+      const fresh = freshBatchNorm(model, trend, false);
       findings.push({
         ruleId: fresh ? "gradient.exploding/fresh-batchnorm" : "gradient.exploding", category: "gradient.exploding", severity: fresh ? "info" : "warning",
         layer: first.layer.name, node: first.layer.node.name, tensor: first.layer.output,

@@ -70,7 +70,9 @@ export const inputUnnormalized: Rule = {
 function looksLikeUnitRangeImage(s: InputStatsReport): boolean {
   if (s.layout !== "channels" || s.normalized || s.preprocessing) return false;
   const k = [...s.mean.keys()];
-  return k.length > 0 && k.every((c) => s.min[c] >= 0 && s.max[c] <= 1 && s.max[c] > 0.5 && s.mean[c] > 0.15 && s.mean[c] < 0.85);
+  // 0/1 planes (a board, a mask) are categories, not intensities: their variance is mean·(1 - mean).
+  const binary = k.every((c) => Math.abs(s.std[c] ** 2 - s.mean[c] * (1 - s.mean[c])) < 1e-3);
+  return k.length > 0 && !binary && k.every((c) => s.min[c] >= 0 && s.max[c] <= 1 && s.max[c] > 0.5 && s.mean[c] > 0.15 && s.mean[c] < 0.85);
 }
 
 function unitRangeFinding(s: InputStatsReport): Finding {

@@ -1,6 +1,6 @@
 import type { Architecture } from "../graph/architecture";
 import type { GraphIndex } from "../graph/index";
-import { looksFolded } from "../graph/fresh-batchnorm";
+import { isFreshBatchNorm, looksFolded } from "../graph/fresh-batchnorm";
 import type { Layer } from "../graph/layers";
 import type { Model } from "../onnx/model";
 import type { ObservedChannels } from "../probe/bn-observed";
@@ -74,31 +74,43 @@ export function normalizationAdvice(architecture: Architecture | undefined, laye
 }
 
 /**
- * Why a trend of activation or gradient scale over depth may not hold in training: the layers it
- * runs along are normalised by BatchNorms that still have untrained running statistics
+ * Why a trend of activation or gradient scale over depth may not hold in training: the change
+ * happens across layers normalised by BatchNorms that still have untrained running statistics
  * (graph/fresh-batchnorm.ts), so in eval mode, the mode of the export, they pass the signal
  * unchanged, while in training each one renormalises its layer with the batch's own statistics.
- * Applies when at least two weight layers, and at least half of them, have such a BatchNorm after
- * them (a few BatchNorms elsewhere in the model say nothing about the layers between); the trend
- * findings then turn into information.
+ *
+ * `seq` is the trend's layers in depth order with the measured value (activation std or gradient
+ * l2); `rising` says the finding is about the value growing with depth (exploding activations,
+ * vanishing gradients). Each step between neighbours is the doing of the deeper layer (forward,
+ * its weights act on the shallower one's output; backward, the gradient passes back through it).
+ * Applies when at least two layers of `seq` have such a BatchNorm and their steps carry at least
+ * half of the change in the finding's direction: fresh BatchNorms in a trunk say nothing about an
+ * unnormalised head where the signal really falls.
  */
-export function freshBatchNorm(layers: readonly Layer[]): { note: string; fix: string } | undefined {
-  const weighted = layers.filter((l) => l.scope === "" && !l.isOutputLayer && (l.kind === "conv" || l.kind === "linear"));
-  const kept = weighted.filter((l) => l.keptFreshNorm).length;
-  const folded = weighted.filter((l) => l.foldedFreshNorm && !l.keptFreshNorm).length;
-  const count = kept + folded;
-  if (count < 2 || count * 2 < weighted.length) return undefined;
+export function freshBatchNorm(model: Model, seq: readonly { readonly layer: Layer; readonly value: number }[], rising: boolean): { note: string; fix: string } | undefined {
+  const fresh = (l: Layer): boolean => l.foldedFreshNorm || l.keptFreshNorm || isFreshBatchNorm(model, l.node);
+  let change = 0;
+  let explained = 0;
+  for (let i = 1; i < seq.length; i++) {
+    const step = (rising ? 1 : -1) * Math.log(seq[i].value / seq[i - 1].value);
+    if (!(step > 0)) continue;
+    change += step;
+    if (fresh(seq[i].layer)) explained += step;
+  }
+  const covered = seq.filter((s) => fresh(s.layer));
+  if (covered.length < 2 || !(change > 0) || explained < change / 2) return undefined;
   // A folded BatchNorm leaves only names behind (a zero bias called onnx::Conv_<n>), so it is a likely reading, not a fact.
-  const of = `${count} of the model's ${weighted.length} hidden weight layers`;
-  const fresh = "a BatchNorm with untrained running statistics (mean 0, variance 1";
+  const folded = covered.filter((s) => !s.layer.keptFreshNorm && !isFreshBatchNorm(model, s.layer.node)).length;
+  const kept = covered.length - folded;
+  const fresh1 = "a BatchNorm with untrained running statistics (mean 0, variance 1";
   const foldSign = "a folded one leaves a zero bias named onnx::Conv_<n>, as torch's constant folding does";
-  const what = folded === 0
-    ? `${of} are followed by ${fresh})`
+  const which = folded === 0
+    ? `are followed by ${fresh1})`
     : kept === 0
-    ? `${of} look like convolutions into which the export folded ${fresh}; ${foldSign})`
-    : `${of} are followed by ${fresh}; ${kept} of them) or look like convolutions into which the export folded one (${folded}; ${foldSign})`;
+    ? `look like convolutions into which the export folded ${fresh1}; ${foldSign})`
+    : `are followed by ${fresh1}; ${kept} of them) or look like convolutions into which the export folded one (${folded}; ${foldSign})`;
   return {
-    note: `${what}, so in eval mode those BatchNorms pass the signal through unchanged and this measures the network without its normalization; in training each BatchNorm renormalises its layer with the batch's own statistics, which keeps this from happening there.`,
+    note: `${Math.round((100 * explained) / change)}% of this change happens across the ${covered.length} of these ${seq.length} layers that ${which}, so in eval mode those BatchNorms pass the signal through unchanged and this measures the network without its normalization; in training each BatchNorm renormalises its layer with the batch's own statistics, which keeps this from happening there.`,
     fix: "Nothing to change for training while the BatchNorms run in train mode. To check the network as it will run after training, export it after training (or after a few hundred batches in train() mode, which fills the running statistics); to keep the BatchNorms visible in the graph, export with training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False. If the model has no BatchNorms after these layers, this reading is wrong: treat the finding as a warning.",
   };
 }

@@ -114,7 +114,7 @@ try {
   // click the vanishing finding: its layer is highlighted in the table and the histogram grid
   await wv.locator(".finding", { hasText: "activation.vanishing" }).first().click();
   const selected = await wv.locator("tr.selected").count();
-  check(selected === 1 && (await wv.locator("tr.selected").innerText()).includes("layers.18"), "clicking a finding highlights its layer (layers.18)");
+  check(selected === 1 && (await wv.locator("tr.selected").innerText()).includes("layers.16"), "clicking a finding highlights its layer (layers.16)");
   check(await wv.locator(".hist-cell.selected").count() === 1, "…and its histogram");
   await page.screenshot({ path: path.join(out, "tanh_tiny_init-selected.png") });
   lap("tiny-init checks done");

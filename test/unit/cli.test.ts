@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { attr, externalTensor, floatTensor, graph, modelBytes, node, rawTensor, DT, valueInfo } from "./build-model";
-import { dimValue, keyValue } from "../../src/cli/options";
+import { dimValue, keyValue, refuseOverwrite } from "../../src/cli/options";
 import { FIXTURES, npyBytes } from "./helpers";
 
 const int64Tensor = (name: string, dims: number[], values: number[]) => rawTensor(name, DT.INT64, dims, new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer));
@@ -18,8 +18,8 @@ describe("onnx-doctor CLI", () => {
   it("prints the textbook diagnosis of the tiny-init tanh MLP", () => {
     const p = run("analyze", model("tanh_tiny_init"));
     assert.equal(p.status, 0, p.stderr); // warnings only: --fail-on error passes
-    assert.match(p.stdout, /warning\s+activation\.vanishing\s+layers\.18/);
-    assert.match(p.stdout, /activation std falls from 0\.1\d+ \(layers\.0\) to \S+e-\d+ \(layers\.18\)/);
+    assert.match(p.stdout, /warning\s+activation\.vanishing\s+layers\.16/);
+    assert.match(p.stdout, /activation std falls from 0\.1\d+ \(layers\.0\) to \S+e-\d+ \(layers\.16\)/);
     assert.match(p.stdout, /init\.scale-small\s+layers\.0\n.*weight std 0\.01\d* is 0\.11\dx the Xavier std 0\.0884/);
   });
 
@@ -243,6 +243,18 @@ describe("onnx-doctor CLI", () => {
     assert.notEqual(run("analyze", model("tanh_tiny_init"), "--fill", "input=3.4e38", "--loss", "none").status, 2);
   });
 
+  it("refuses an --out that is an external data file named '..something' inside the model's folder ('..' alone leaves it, '..data' does not)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cli-dotdot-"));
+    const modelFile = join(dir, "m.onnx");
+    const data = join(dir, "..data.bin");
+    writeFileSync(modelFile, "model");
+    writeFileSync(data, "weights");
+    assert.throws(() => refuseOverwrite(data, [["model", modelFile]], () => [data]), /--out .*\.\.data\.bin is an external data file of the model/);
+    const other = join(dir, "..report.txt");
+    writeFileSync(other, "old report");
+    assert.doesNotThrow(() => refuseOverwrite(other, [["model", modelFile]], () => [data]));
+  });
+
   it("--dim and --fill split name=value at the last '=', so names containing '=' can be given", () => {
     assert.deepEqual(keyValue("a=b=3"), { "a=b": 3 });
     assert.deepEqual(keyValue("x==-1.5"), { "x=": -1.5 });
@@ -270,7 +282,7 @@ describe("onnx-doctor CLI", () => {
       assert.equal(both.stderr, 'onnx-doctor: probe.input: --fill input: input "input" is also given by --input tanh_tiny_init.probe.npy; give it one way\n', command);
       const twice = run(command, model("tanh_tiny_init"), "--input", probe, "--input", join(FIXTURES, "other.npy"));
       assert.equal(twice.status, 2, command);
-      assert.equal(twice.stderr, `onnx-doctor: usage: option '-i, --input <file>' argument '${join(FIXTURES, "other.npy")}' is invalid. is given twice, as ${probe} and ${join(FIXTURES, "other.npy")}; give it once\n`, command);
+      assert.equal(twice.stderr, `onnx-doctor: usage: option '-i, --input <file>' argument '${join(FIXTURES, "other.npy")}' is invalid. The option was already given as ${probe}; give it once.\n`, command);
     }
     // The same file twice is harmless and runs.
     assert.notEqual(run("analyze", model("tanh_tiny_init"), "--input", probe, "--input", probe, "--loss", "none").status, 2);

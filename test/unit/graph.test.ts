@@ -203,3 +203,20 @@ describe("statistics of layers that NaN/Inf reached, and of empty weights", () =
     assert.equal(r.layers[0].weight?.expectedStd, null);
   });
 });
+
+describe("gates that are no named activation", () => {
+  it("x·tanh(x) and x·sigmoid(tanh(x)) are left unnamed (only Erf, Sigmoid, Clip or hardswish's HardSigmoid make one)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gates-"));
+    for (const chain of [["Tanh"], ["Tanh", "Sigmoid"]]) {
+      const nodes = [node("Gemm", ["x", "w"], ["h"], [attr("transB", 1)], "/fc/Gemm")];
+      let g = "h";
+      chain.forEach((op, i) => { nodes.push(node(op, [g], [`g${i}`])); g = `g${i}`; });
+      nodes.push(node("Mul", ["h", g], ["y"]));
+      const path = join(dir, `${chain.join("_")}.onnx`);
+      writeFileSync(path, modelBytes(graph(nodes, [floatTensor("w", [4, 4], zeros(16).map((_, i) => Math.sin(i)))], [valueInfo("x", ["N", 4])], [valueInfo("y", ["N", 4])]), 17));
+      const [fc] = findLayers(loadModel(path));
+      assert.equal(fc.activation, undefined, chain.join(","));
+      assert.equal(fc.output, "h");
+    }
+  });
+});

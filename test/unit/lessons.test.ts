@@ -235,3 +235,15 @@ describe("lesson options on the CLI", () => {
     assert.match(md, /## Architecture and data\n\n- architecture: 6 Post-Norm transformer layers/);
   });
 });
+
+describe("0/1 planes", () => {
+  it("are categories (a board, a mask), not images in [0, 1]: no unit-range info", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "planes-"));
+    const n = 16 * 3 * 16 * 16;
+    const planes = Float32Array.from({ length: n }, (_, i) => (Math.sin(0.731 * i) * Math.cos(0.017 * i) > 0 ? 1 : 0));
+    const file = join(dir, "planes.npy");
+    writeFileSync(file, npyBytes("<f4", [16, 3, 16, 16], planes));
+    const r = await analyze(join(FIXTURES, "resnet_bn.onnx"), { inputFile: file, batchSize: 8, loss: "none" });
+    assert.deepEqual(r.findings.filter((x) => x.category === "input.unnormalized").map((x) => x.ruleId), []);
+  });
+});

@@ -108,8 +108,8 @@ describe("names from the model in text and markdown reports", () => {
 });
 
 describe("dead units on a probe whose samples are all the same", () => {
-  // He-init ReLU layer with bias -1: on one input about 70% of the units are negative.
-  const path = (): string => mlp("one_sample", [[Math.sqrt(2 / 32), "Relu", new Array<number>(32).fill(-1)], [Math.sqrt(1 / 32), ""]], 6);
+  // He-init ReLU layer with bias -0.3 (within init's reach): on one input about 60% of the units are negative.
+  const path = (): string => mlp("one_sample", [[Math.sqrt(2 / 32), "Relu", new Array<number>(32).fill(-0.3)], [Math.sqrt(1 / 32), ""]], 6);
 
   for (const [label, options] of [["a --fill constant", { fill: { x: 1 }, batches: 2 }], ["a single sample", { batchSize: 1, batches: 1 }]] as const) {
     it(`are info with ${label}: each unit's sign was decided once`, async () => {
@@ -121,9 +121,13 @@ describe("dead units on a probe whose samples are all the same", () => {
     });
   }
 
-  it("and a warning with varied samples", async () => {
-    const r = await analyze(mlp("varied", [[Math.sqrt(2 / 32), "Relu", new Array<number>(32).fill(-10)], [Math.sqrt(1 / 32), ""]], 6), { batches: 2 });
-    assert.equal(r.findings.find((f) => f.category === "activation.dead")?.severity, "error");
+  it("but a bias of -10 (far below init's ±1/sqrt(fan_in)) switches units off on any input: an error with one sample or many", async () => {
+    const path = mlp("dead_bias", [[Math.sqrt(2 / 32), "Relu", new Array<number>(32).fill(-10)], [Math.sqrt(1 / 32), ""]], 6);
+    for (const options of [{ batches: 2 }, { fill: { x: 1 }, batches: 2 }, { batchSize: 1, batches: 1 }]) {
+      const r = await analyze(path, options);
+      const dead = r.findings.find((f) => f.category === "activation.dead");
+      assert.equal(`${dead?.severity} ${dead?.ruleId}`, "error activation.dead", JSON.stringify(options));
+    }
   });
 });
 
