@@ -1,5 +1,6 @@
 import { layerHasFreshBatchNorm } from "../graph/fresh-batchnorm";
 import type { Layer } from "../graph/layers";
+import { unnormalizedInputs } from "./input-unnormalized";
 import type { Rule, RuleContext } from "./rule";
 import { fmt, isReluLike, layerTitle } from "./rule";
 
@@ -109,13 +110,25 @@ export const activationDead: Rule = {
         uncentred && { id: "fresh-batchnorm", note: `Its BatchNorm${layer.foldedFreshNorm ? " (folded into the conv by the export)" : ""} has untrained running statistics (mean 0, variance 1), so in eval mode it does not centre the pre-activations; in training it centres them with the batch's statistics and the units fire about half the time.`, fix: "Nothing to change for training. To check the trained network, export it after training (or after a few hundred batches in train() mode, which fills the running statistics)." },
         sameSamples && { id: "identical-samples", note: `But ${sameSamples}, so each unit's sign was decided once: units silent on it may fire on other inputs.`, fix: "Probe with varied data: --input with many rows of real inputs (a --fill constant or an all-ones input gives every sample the same value)." },
       ].filter((c) => !!c);
-      const notes = [upstream && `Its input is all zero: every unit of ${upstream.name} before it is silent, so this layer sees only its bias.`, ...caveats.map((c) => c.note)].filter((n) => !!n);
+      // An input far off centre (input.unnormalized) fixes each unit's sign for every sample through
+      // the weights on that feature: normalizing the data comes before any change to the layer.
+      const offInputs = !caveats.length && !equalWeights && !upstream ? unnormalizedInputs(ctx.inputData) : [];
+      // Every unit silent: no gradient passes back through the layer, so the layers before it freeze too.
+      const frozen = fraction === 1 && !caveats.length
+        ? layers.filter((l) => l.id < layer.id && reports[l.id].gradient?.l2 === 0 && (reports[l.id].weight?.gradient?.l2 ?? 0) === 0).map((l) => l.name)
+        : [];
+      const notes = [
+        upstream && `Its input is all zero: every unit of ${upstream.name} before it is silent, so this layer sees only its bias.`,
+        frozen.length > 0 && `No gradient passes back through it, so ${frozen.length === 1 ? "the layer" : `the ${frozen.length} layers`} before it (${frozen.slice(0, 6).join(", ")}${frozen.length > 6 ? ", …" : ""}) ${frozen.length === 1 ? "gets" : "get"} exactly zero gradient and cannot learn either.`,
+        ...caveats.map((c) => c.note),
+        offInputs.length > 0 && `Input ${offInputs.map((n) => `"${n}"`).join(", ")} is not normalized (see input.unnormalized): a feature with a large mean adds the same large term to every sample's pre-activation, so each unit's sign is the same for all of them.`,
+      ].filter((n) => !!n);
       return [{
         ruleId: caveats.length ? `activation.dead/${caveats[0].id}` : "activation.dead", category: "activation.dead",
         severity: caveats.length ? "info" as const : fraction === 1 ? "error" as const : "warning" as const,
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
         message: `${layerTitle(layer)}: ${dead} of ${a.units} ReLU units (${fmt(100 * fraction)}%) never fire on the probe (${fmt(100 * a.zeroFraction)}% of outputs are zero); ${zeroGradient !== null ? "their weight gradients are exactly zero on every probe batch, so they stop learning and cannot recover" : "dead units get zero gradient and stop learning"}.${notes.map((n) => ` ${n}`).join("")}`,
-        evidence: { deadUnits: dead, neverFiring: a.deadUnits, zeroGradientUnits: zeroGradient, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null, silentInputFrom: upstream?.name ?? null },
+        evidence: { deadUnits: dead, neverFiring: a.deadUnits, zeroGradientUnits: zeroGradient, units: a.units, deadFraction: fraction, zeroFraction: a.zeroFraction, bias: bias?.name ?? null, silentInputFrom: upstream?.name ?? null, frozenBefore: frozen.length ? frozen.join(", ") : null },
         // Equal weights are this layer's own fault whatever its input; otherwise a silent input is the cause.
         fix: equalWeights
           ? `All weights of this layer are equal (${fmt(w!.mean)}), so every unit computes the same value and they go silent together: initialise with random weights (He, std = sqrt(2/fan_in), before ReLU); the init findings on this layer say the same.`
@@ -123,6 +136,8 @@ export const activationDead: Rule = {
           ? `Fix ${upstream.name} first (its finding says why it is silent); this layer's units cannot fire while their input is zero, whatever their own bias.`
           : caveats.length
           ? caveats[0].fix
+          : offInputs.length
+          ? `Normalize ${offInputs.map((n) => `"${n}"`).join(", ")} first (x = (x - mean) / std per feature, with the training set's statistics) and probe again; if units stay silent, check the bias and the learning rate.`
           : layer.kind === "norm"
           ? "A normalization's outputs change sign from sample to sample when its input varies; units that never fire mean the input hardly varies between samples. Check the layer before it: weights initialised too small next to its bias (the bias then sets every sample's value), or a constant input."
           : "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",

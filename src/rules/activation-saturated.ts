@@ -8,7 +8,7 @@ export const SATURATED_FRACTION = 0.2;
 export const activationSaturated: Rule = {
   id: "activation.saturated",
   needsProbe: true,
-  check: ({ layers, reports }) =>
+  check: ({ layers, reports, modelLooksTrained }) =>
     layers.flatMap((layer) => {
       const a = reports[layer.id].activation;
       // An output sigmoid/tanh saturates when the model is confident; with the matching loss
@@ -23,7 +23,10 @@ export const activationSaturated: Rule = {
         layer: layer.name, node: layer.node.name, tensor: a.tensor,
         message: `${layerTitle(layer)}: ${fmt(100 * a.saturatedFraction)}% of outputs are saturated (${bound}), where the derivative is below 0.02; gradients through this layer${recurrent ? " and back through its time steps" : ""} nearly vanish.`,
         evidence: { saturatedFraction: a.saturatedFraction, std: a.std },
-        fix: "Make pre-activations smaller: Xavier initialisation (std = sqrt(2/(fan_in+fan_out))), normalized inputs, or LayerNorm/BatchNorm before the nonlinearity.",
+        // A trained model's saturation is learned (a squeeze-and-excitation gate fully open or shut), not its initialisation.
+        fix: modelLooksTrained
+          ? "The weights look trained, so the saturation was learned: a gate (squeeze-and-excitation, attention) that settled fully open or shut may be intended. If it is not, check the inputs are normalized as in training, and lower the learning rate or add LayerNorm/BatchNorm before the nonlinearity when retraining."
+          : "Make pre-activations smaller: Xavier initialisation (std = sqrt(2/(fan_in+fan_out))), normalized inputs, or LayerNorm/BatchNorm before the nonlinearity.",
       }];
     }),
 };

@@ -49,7 +49,7 @@ export const initScale: Rule = {
       });
     }
     const graded = findings.map((f) => (layers.find((l) => l.name === f.layer)?.foldedFreshNorm ? asFoldedBatchNorm(f) : f));
-    return graded.map((f) => (isLoneSmallOutputLayer(f, graded, layers) ? asOutputLayerChoice(f) : f));
+    return graded.map((f) => (isLoneOutputLayer(f, graded, layers) ? asOutputLayerChoice(f) : f));
   },
 };
 
@@ -68,22 +68,24 @@ function asFoldedBatchNorm(f: Finding): Finding {
 }
 
 /**
- * A small output layer next to healthy hidden layers is a deliberate choice more often than a
- * mistake (torchvision's SqueezeNet draws its classifier from N(0, 0.01); starting the logits near
- * zero starts the softmax near uniform), and one layer cannot shrink a signal through depth. When
- * a hidden layer is mis-scaled too (small or large), the output layer is part of the same mistake
- * and stays a warning.
+ * A mis-scaled output layer next to healthy hidden layers is a deliberate choice more often than a
+ * mistake (torchvision draws SqueezeNet's classifier from N(0, 0.01) and EfficientNet's from
+ * U(±1/sqrt(classes)); small logits start the softmax near uniform), and one layer cannot shrink or
+ * grow a signal through depth. When a hidden layer is mis-scaled too, the output layer is part of
+ * the same mistake and stays a warning; an output layer with a saturating activation stays too.
  */
-function isLoneSmallOutputLayer(f: Finding, all: readonly Finding[], layers: readonly Layer[]): boolean {
-  const outputLayer = (name: string | undefined): boolean => !!layers.find((l) => l.name === name)?.isOutputLayer;
-  return f.category === "init.scale-small" && outputLayer(f.layer) && !all.some((g) => g.severity !== "info" && !outputLayer(g.layer));
+function isLoneOutputLayer(f: Finding, all: readonly Finding[], layers: readonly Layer[]): boolean {
+  const layerOf = (name: string | undefined): Layer | undefined => layers.find((l) => l.name === name);
+  const own = layerOf(f.layer);
+  return !!own?.isOutputLayer && !own.activation && !all.some((g) => g.severity !== "info" && !layerOf(g.layer)?.isOutputLayer);
 }
 
 function asOutputLayerChoice(f: Finding): Finding {
+  const small = f.category === "init.scale-small";
   return {
-    ...f, ruleId: "init.scale-small/output-layer", severity: "info",
-    message: f.message.replace(/; activations shrink at every such layer and gradients vanish\.$/, "; it is the output layer, so this only scales the outputs (a small last layer is a common choice: it starts the logits near zero), and the hidden layers are initialised at a healthy scale."),
-    fix: "Nothing to change if the small output layer is intended; otherwise initialise it like the hidden layers. " + f.fix,
+    ...f, ruleId: `${f.category}/output-layer`, severity: "info",
+    message: f.message.replace(/; activations (shrink|grow) at every such layer and gradients (vanish|explode)\.$/, `; it is the output layer, so this only scales the outputs (${small ? "a small last layer is a common choice: it starts the logits near zero" : "large initial logits make the softmax confident before training starts"}), and the hidden layers are initialised at a healthy scale.`),
+    fix: `Nothing to change if the ${small ? "small" : "large"} output layer is intended; otherwise initialise it like the hidden layers. ${f.fix}`,
   };
 }
 

@@ -39,7 +39,7 @@ export const initZero: Rule = {
         severity: reason ? "info" : "error",
         message: reason
           ? `${layerTitle(layer)}: all-zero weights; ${reason}, expected at initialization.`
-          : `${layerTitle(layer)}: all ${w.shape.reduce((a, b) => a * b, 1)} weights are zero, so every unit computes the same output and receives the same gradient; the units never become different (symmetry is not broken).`,
+          : `${layerTitle(layer)}: all ${w.shape.reduce((a, b) => a * b, 1)} weights are zero, so every unit ignores its input${layer.bias ? " (it outputs its bias)" : " and outputs the same value"} and every unit's weights receive the same gradient up to a per-unit factor; the units never learn different features (symmetry is not broken).`,
         evidence: { zeroFraction: 1, fanIn: w.fanIn, fanOut: w.fanOut },
         fix: reason ? "Nothing to do if this is a freshly initialised model." : "Initialise with random weights: He, std = sqrt(2/fan_in), before ReLU; Xavier, std = sqrt(2/(fan_in+fan_out)), before tanh.",
       });

@@ -15,6 +15,18 @@ export const STD_SPREAD = 10;
  */
 export const SIGNAL_STD_LOW = 1e-3;
 
+/** The inputs this rule warns about (their statistics, as the model sees them, are off). */
+export function unnormalizedInputs(inputData: readonly InputStatsReport[] | undefined): string[] {
+  return (inputData ?? []).filter((s) => s.preprocessing?.kind !== "norm" && inputProblems(s).problems.length > 0).map((s) => s.name);
+}
+
+/** {@link normalizationProblems} of an input as the model sees it (after its own (x - mean) / std); a waveform by its own limits. */
+function inputProblems(s: InputStatsReport): { problems: string[]; worst: number[] } {
+  const view = s.normalized ?? s;
+  const signal = s.features === 1 && s.layout === "features";
+  return normalizationProblems(view.mean, view.std, signal ? SIGNAL_STD_LOW : STD_LOW);
+}
+
 /** Problems of one input's per-feature statistics, worst first, as short phrases. */
 export function normalizationProblems(mean: readonly number[], std: readonly number[], stdLow = STD_LOW): { problems: string[]; worst: number[] } {
   const d = mean.length;
@@ -49,8 +61,7 @@ export const inputUnnormalized: Rule = {
     (inputData ?? []).flatMap((s): Finding[] => {
       if (s.preprocessing?.kind === "norm") return [];
       const view = s.normalized ?? s;
-      const signal = s.features === 1 && s.layout === "features";
-      const { problems, worst } = normalizationProblems(view.mean, view.std, signal ? SIGNAL_STD_LOW : STD_LOW);
+      const { problems, worst } = inputProblems(s);
       if (!problems.length) return looksLikeUnitRangeImage(s) ? [unitRangeFinding(s)] : [];
       const shown = worst.slice(0, 4).map((k) => `${unit(s)} ${k}: mean ${fmt(view.mean[k])}, std ${fmt(view.std[k])}${s.normalized ? "" : `, range [${fmt(s.min[k])}, ${fmt(s.max[k])}]`}`);
       return [{

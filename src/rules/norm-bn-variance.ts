@@ -1,6 +1,7 @@
 import type { NormMatch } from "../graph/norms";
 import type { ObservedChannels } from "../probe/bn-observed";
 import type { Finding } from "../report/types";
+import { unnormalizedInputs } from "./input-unnormalized";
 import type { Rule } from "./rule";
 import { fmt } from "./rule";
 
@@ -19,7 +20,7 @@ export const BN_SCALE_LIMIT = 2;
 export const normBnVariance: Rule = {
   id: "norm.bn-variance",
   needsProbe: false,
-  check: ({ architecture, model, bnObserved, syntheticProbe }) => {
+  check: ({ architecture, model, bnObserved, syntheticProbe, inputData }) => {
     if (!architecture) return [];
     const findings: Finding[] = [];
     const mismatched: Finding[] = [];
@@ -77,6 +78,16 @@ export const normBnVariance: Rule = {
         ...first, ruleId: "norm.bn-variance/synthetic-probe", severity: "info",
         message: `${mismatched.length} of ${compared} BatchNorm layers receive statistics on the synthetic N(0,1) probe far from their running statistics (first: ${first.layer ?? first.node}, where the median channel's observed mean is ${fmt(Number(first.evidence.medianShift))} running std from the running mean and its std ${fmt(Number(first.evidence.medianStdRatio))}x the running std). That is expected when the probe is not the training data; run with --input on real data to check them.`,
         evidence: { ...first.evidence, layers: mismatched.length, compared },
+      });
+    } else if (mismatched.length > 1 && unnormalizedInputs(inputData).length) {
+      // With an input off its scale every BatchNorm after it disagrees: the data, not the statistics, are the likely cause.
+      const first = mismatched[0];
+      const inputs = unnormalizedInputs(inputData).map((n) => `"${n}"`).join(", ");
+      findings.push({
+        ...first, ruleId: "norm.bn-variance/input-scale",
+        message: `${mismatched.length} of ${compared} BatchNorm layers receive statistics far from their running statistics (first: ${first.layer ?? first.node}, where the median channel's observed mean is ${fmt(Number(first.evidence.medianShift))} running std from the running mean and its std ${fmt(Number(first.evidence.medianStdRatio))}x the running std), and input ${inputs} is not normalized (see input.unnormalized): the probe data are probably not preprocessed as the training data were.`,
+        evidence: { ...first.evidence, layers: mismatched.length, compared, unnormalizedInputs: inputs },
+        fix: `Preprocess ${inputs} as in training (the same scaling and per-channel mean/std) and probe again; if the BatchNorms still disagree, recompute their running statistics on representative data (model.train(); with torch.no_grad(): a few hundred batches; model.eval()) and export again.`,
       });
     } else findings.push(...mismatched);
     return findings;

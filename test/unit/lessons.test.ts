@@ -247,3 +247,17 @@ describe("0/1 planes", () => {
     assert.deepEqual(r.findings.filter((x) => x.category === "input.unnormalized").map((x) => x.ruleId), []);
   });
 });
+
+describe("BatchNorms behind an input that is off its scale", () => {
+  it("raw 0-255 pixels into a ResNet whose BatchNorms were calibrated on standardised data: one finding that points at the preprocessing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bn-input-"));
+    const pixels = Float32Array.from({ length: 16 * 3 * 16 * 16 }, (_, i) => 127.5 + 127.5 * Math.sin(0.731 * i) * Math.cos(0.017 * i));
+    const file = join(dir, "raw.npy");
+    writeFileSync(file, npyBytes("<f4", [16, 3, 16, 16], pixels));
+    const r = await analyze(join(FIXTURES, "resnet_bn.onnx"), { inputFile: file, batchSize: 8, loss: "none" });
+    const bn = r.findings.filter((f) => f.category === "norm.bn-variance");
+    assert.deepEqual(bn.map((f) => `${f.severity} ${f.ruleId}`), ["warning norm.bn-variance/input-scale"]);
+    assert.match(bn[0].message, /^\d+ of \d+ BatchNorm layers receive statistics far from their running statistics .* and input "input" is not normalized/);
+    assert.match(bn[0].fix, /^Preprocess "input" as in training/);
+  });
+});

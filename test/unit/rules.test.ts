@@ -13,6 +13,7 @@ import { toText } from "../../src/report/text";
 import { Random } from "../../src/stats/random";
 import { fattr } from "./autodiff-cases";
 import { attr, floatTensor, graph, modelBytes, node, valueInfo } from "./build-model";
+import { npyBytes } from "./helpers";
 
 const tmp = mkdtempSync(join(tmpdir(), "rules-"));
 const randn = (r: Random, n: number, std: number): number[] => Array.from({ length: n }, () => std * r.normal());
@@ -65,6 +66,25 @@ describe("rule cases", () => {
     const path = mlp("small_head_healthy_hidden", [[Math.sqrt(1 / 32), "Tanh"], [Math.sqrt(1 / 32), "Tanh"], [1e-5, ""]], 2);
     const r = await analyze(path, { staticOnly: true });
     assert.equal(r.findings.find((f) => f.layer === "l2")?.ruleId, "init.scale-small/output-layer");
+  });
+
+  it("a large output layer next to healthy hidden layers is info too (EfficientNet's U(±1/sqrt(classes)) head); one with a sigmoid stays a warning", async () => {
+    const lecun = Math.sqrt(1 / 32);
+    const r = await analyze(mlp("large_head", [[lecun, "Tanh"], [lecun, "Tanh"], [1, ""]], 7), { staticOnly: true });
+    const head = r.findings.find((f) => f.layer === "l2");
+    assert.equal(`${head?.severity} ${head?.ruleId}`, "info init.scale-large/output-layer");
+    assert.match(head!.message, /it is the output layer, so this only scales the outputs \(large initial logits/);
+    const s = await analyze(mlp("large_sigmoid_head", [[lecun, "Tanh"], [lecun, "Tanh"], [1, "Sigmoid"]], 7), { staticOnly: true });
+    assert.equal(s.findings.find((f) => f.layer === "l2")?.ruleId, "init.scale-large");
+  });
+
+  it("a layer whose units are all dead names the layers before it that get exactly zero gradient", async () => {
+    const he = Math.sqrt(2 / 32);
+    const r = await analyze(mlp("frozen", [[he, "Relu"], [he, "Relu"], [he, "Relu", new Array<number>(32).fill(-10)], [he, "Relu"], [Math.sqrt(1 / 32), ""]], 8), { batches: 2 });
+    const dead = r.findings.find((f) => f.category === "activation.dead" && f.layer === "l2");
+    assert.equal(dead?.severity, "error");
+    assert.match(dead!.message, /No gradient passes back through it, so the 2 layers before it \(l0, l1\) get exactly zero gradient/);
+    assert.equal(r.layers[0].gradient?.l2, 0);
   });
 
   it("one layer that drops the signal and a next one that brings it back tenfold is no vanishing trend", async () => {
@@ -137,5 +157,22 @@ describe("normalization advice", () => {
     assert.match(normalizationAdvice(undefined, layers), /^add normalization between layers; but 52 convolutions carry weights renamed onnx::Conv_<n>/);
     const plain = findLayers(loadModel(join(__dirname, "..", "fixtures", "models", "relu_he_deep.onnx")));
     assert.equal(normalizationAdvice(undefined, plain), "add normalization (BatchNorm/LayerNorm) between layers");
+  });
+});
+
+describe("dead units behind an unnormalized input", () => {
+  it("point at the input (a feature with mean 5000 fixes every unit's sign) instead of the init", async () => {
+    const path = mlp("offset_input", [[Math.sqrt(2 / 32), "Relu"], [Math.sqrt(2 / 32), "Relu"], [Math.sqrt(1 / 32), ""]], 9);
+    const r0 = new Random(10);
+    const rows = Float32Array.from({ length: 64 * 32 }, (_, i) => (i % 32 === 0 ? 5000 + 900 * r0.normal() : r0.normal()));
+    const file = join(tmp, "offset.npy");
+    writeFileSync(file, npyBytes("<f4", [64, 32], rows));
+    const r = await analyze(path, { inputFile: file, batchSize: 16 });
+    const dead = r.findings.filter((f) => f.category === "activation.dead");
+    assert.ok(dead.length > 0, JSON.stringify(r.findings.map((f) => `${f.ruleId} ${f.layer}`)));
+    for (const f of dead) {
+      assert.match(f.message, /Input "x" is not normalized \(see input\.unnormalized\)/);
+      assert.match(f.fix, /^Normalize "x" first/);
+    }
   });
 });
