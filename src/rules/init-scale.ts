@@ -9,9 +9,9 @@ export const SMALL_RATIO = 0.25;
 export const LARGE_RATIO = 2;
 
 /**
- * Weight std against what keeps activation variance constant through depth: He,
- * sqrt(2/fan_in) (forward) to sqrt(2/fan_out) (backward, torchvision's mode="fan_out"), before ReLU-like units; Xavier, sqrt(2/(fan_in+fan_out)), or LeCun,
- * sqrt(1/fan_in), before tanh/sigmoid/linear. PyTorch's default (std = LeCun/sqrt(3)) passes.
+ * Weight std against what keeps activation variance constant through depth: He, sqrt(2/fan_in)
+ * (forward) to sqrt(2/fan_out) (backward, torchvision's mode="fan_out"), before ReLU-like units;
+ * Xavier, sqrt(2/(fan_in+fan_out)), or LeCun, sqrt(1/fan_in), before tanh/sigmoid/linear. PyTorch's default (std = LeCun/sqrt(3)) passes.
  * Exempt: layers followed by a normalization (it rescales), and trained weights.
  */
 export const initScale: Rule = {

@@ -1,6 +1,6 @@
 import type { Architecture } from "../graph/architecture";
 import type { GraphIndex } from "../graph/index";
-import { isFreshBatchNorm, looksFolded } from "../graph/fresh-batchnorm";
+import { layerHasFreshBatchNorm, looksFolded } from "../graph/fresh-batchnorm";
 import type { Layer } from "../graph/layers";
 import type { Model } from "../onnx/model";
 import type { ObservedChannels } from "../probe/bn-observed";
@@ -88,7 +88,7 @@ export function normalizationAdvice(architecture: Architecture | undefined, laye
  * unnormalised head where the signal really falls.
  */
 export function freshBatchNorm(model: Model, seq: readonly { readonly layer: Layer; readonly value: number }[], rising: boolean): { note: string; fix: string } | undefined {
-  const fresh = (l: Layer): boolean => l.foldedFreshNorm || l.keptFreshNorm || isFreshBatchNorm(model, l.node);
+  const fresh = (l: Layer): boolean => l.keptFreshNorm || layerHasFreshBatchNorm(model, l);
   let change = 0;
   let explained = 0;
   for (let i = 1; i < seq.length; i++) {
@@ -100,15 +100,15 @@ export function freshBatchNorm(model: Model, seq: readonly { readonly layer: Lay
   const covered = seq.filter((s) => fresh(s.layer));
   if (covered.length < 2 || !(change > 0) || explained < change / 2) return undefined;
   // A folded BatchNorm leaves only names behind (a zero bias called onnx::Conv_<n>), so it is a likely reading, not a fact.
-  const folded = covered.filter((s) => !s.layer.keptFreshNorm && !isFreshBatchNorm(model, s.layer.node)).length;
+  const folded = covered.filter((s) => s.layer.foldedFreshNorm && !s.layer.keptFreshNorm).length;
   const kept = covered.length - folded;
-  const fresh1 = "a BatchNorm with untrained running statistics (mean 0, variance 1";
+  const untrained = "a BatchNorm with untrained running statistics (mean 0, variance 1";
   const foldSign = "a folded one leaves a zero bias named onnx::Conv_<n>, as torch's constant folding does";
   const which = folded === 0
-    ? `are followed by ${fresh1})`
+    ? `are followed by ${untrained})`
     : kept === 0
-    ? `look like convolutions into which the export folded ${fresh1}; ${foldSign})`
-    : `are followed by ${fresh1}; ${kept} of them) or look like convolutions into which the export folded one (${folded}; ${foldSign})`;
+    ? `look like convolutions into which the export folded ${untrained}; ${foldSign})`
+    : `are followed by ${untrained}; ${kept} of them) or look like convolutions into which the export folded one (${folded}; ${foldSign})`;
   return {
     note: `${Math.round((100 * explained) / change)}% of this change happens across the ${covered.length} of these ${seq.length} layers that ${which}, so in eval mode those BatchNorms pass the signal through unchanged and this measures the network without its normalization; in training each BatchNorm renormalises its layer with the batch's own statistics, which keeps this from happening there.`,
     fix: "Nothing to change for training while the BatchNorms run in train mode. To check the network as it will run after training, export it after training (or after a few hundred batches in train() mode, which fills the running statistics); to keep the BatchNorms visible in the graph, export with training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False. If the model has no BatchNorms after these layers, this reading is wrong: treat the finding as a warning.",
