@@ -90,5 +90,11 @@ export function gradcheckText(r: GradcheckResult & { model: string; batchSize: n
   lines.push("");
   const none = count("no gradient");
   lines.push(`${count("good")} good, ${count("look closer")} look closer, ${count("wrong")} wrong${none ? `, ${none} with no gradient to check (no rule for an op on the way to the loss)` : ""}`);
+  // What to do with "look closer": the check could not tell, which in float32 is mostly its own resolution.
+  if (count("look closer") > 0 && count("wrong") === 0) {
+    lines.push(r.precision === "float32"
+      ? "look closer: in float32 the finite differences could not separate these from the wrong grade (none was clearly wrong); compare their difference with the resolution column, and settle them with more elements per tensor (--samples 32) or another --epsilon; a float64 check needs every op to have a double kernel in onnxruntime"
+      : "look closer: the difference is between the good and wrong grades; rerun with more elements per tensor (--samples 32) or another --epsilon to settle them");
+  }
   return lines.join("\n") + "\n";
 }

@@ -50,10 +50,18 @@ export const DEFAULT_BATCHES = 2;
 /** Size for dynamic non-batch dims: big enough for most convs, small enough to be quick. */
 export const DEFAULT_DYNAMIC_DIM = 64;
 
-/** ": dynamic dimensions were defaulted to samples=64; set them with --dim name=value", or "". */
+/**
+ * ": dynamic dimensions were defaulted to samples=64; set them with --dim name=value", and for a
+ * model with several inputs the ones past the first that got synthetic values (a sample rate, a
+ * recurrent state: constants the model expects), or "".
+ */
 export function defaultedDimsHint(plan: ProbePlan | undefined): string {
   const defaulted = Object.entries(plan?.dims ?? {}).filter(([, v]) => !v.given).map(([k, v]) => `${k}=${v.value}`);
-  return defaulted.length ? `: dynamic dimensions were defaulted to ${defaulted.join(", ")}; set them with --dim name=value` : "";
+  const synthetic = (plan?.inputs ?? []).slice(1).filter((i) => i.source.startsWith("synthetic")).map((i) => i.name);
+  return [
+    defaulted.length ? `: dynamic dimensions were defaulted to ${defaulted.join(", ")}; set them with --dim name=value` : "",
+    synthetic.length ? `${defaulted.length ? ";" : ":"} input${synthetic.length === 1 ? "" : "s"} ${synthetic.join(", ")} got synthetic values; give constants the model expects (a sample rate, a recurrent state) with --fill name=value` : "",
+  ].join("");
 }
 
 /**

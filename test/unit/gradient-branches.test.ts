@@ -13,6 +13,7 @@ import { create } from "@bufbuild/protobuf";
 import { buildBackward } from "../../src/autodiff/backward";
 import { GradEmitter } from "../../src/autodiff/emit";
 import { checkGradients, gradcheck } from "../../src/autodiff/gradcheck";
+import { gradcheckText } from "../../src/cli/gradcheck";
 import { VJP_RULES, type VjpRule } from "../../src/autodiff/rules";
 import { probeTensorInfo } from "../../src/autodiff/shapes";
 import { analyze } from "../../src/index";
@@ -144,6 +145,9 @@ describe("exactly zero gradients that are true", () => {
     assert.ok(res.checks.length > 0);
     for (const c of res.checks) assert.equal(c.grade, "look closer", c.tensor);
     assert.ok(res.warnings.some((w) => /The loss became non-finite when .* moved by the finite-difference step \(epsilon 1e\+300\)/.test(w)), res.warnings.join("\n"));
+    // The text report says what to do with them.
+    const text = gradcheckText({ ...res, model: square, batchSize: 2 });
+    assert.match(text, /\n0 good, \d+ look closer, 0 wrong\nlook closer: .*--samples 32/);
   });
 
   it("finite differences agree that the gradient is zero", async () => {

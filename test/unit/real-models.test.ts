@@ -55,6 +55,12 @@ describe("real models", () => {
     assert.match(sym[0].message, /every weight equals 0\.02 \(ConstantOfShape\)/);
   });
 
+  it("silero_vad_v4_lstm.onnx without its flags: the failure's fix names the defaulted dims and the inputs that need --fill", async () => {
+    const r = await analyze(join(REAL, "silero_vad_v4_lstm.onnx"), { batchSize: 2, batches: 1, loss: "none" });
+    const f = r.findings.find((x) => x.ruleId === "model.unsupported/probe");
+    assert.match(f?.fix ?? "", /dynamic dimensions were defaulted to .*sequence=64; set them with --dim name=value; inputs sr, h, c got synthetic values; give constants the model expects \(a sample rate, a recurrent state\) with --fill name=value\.$/);
+  });
+
   it("silero_vad_v4_lstm.onnx: LSTM weights inside If branches are found", async () => {
     const r = await analyze(join(REAL, "silero_vad_v4_lstm.onnx"), { staticOnly: true });
     assert.ok(r.layers.filter((l) => l.op === "LSTM").length >= 2);
