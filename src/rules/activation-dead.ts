@@ -91,7 +91,10 @@ export const activationDead: Rule = {
       const offDistribution = modelLooksTrained && syntheticProbe;
       // A bias far below what initialisation gives switches the units off whatever the probe.
       const biasOff = biasSwitchesUnitsOff(layer, reports[layer.id].weight?.fanIn, dead);
-      const pooledNoise = syntheticProbe && fraction < 1 && readsPooledVector(layer, ctx) && !biasOff;
+      // When each unit's sign is decided once for the whole probe, about half the units stay silent,
+      // binomially: far more than that (3 standard deviations) is not the probe's doing.
+      const beyondChance = dead > a.units / 2 + 1.5 * Math.sqrt(a.units);
+      const pooledNoise = syntheticProbe && fraction < 1 && !beyondChance && readsPooledVector(layer, ctx) && !biasOff;
       // Units that a training-mode BatchNorm would centre: silent in the eval-mode export only.
       const uncentred = fraction < 1 && layerHasFreshBatchNorm(ctx.model, layer);
       // Equal weights (init.zero / init.symmetric) make every unit compute the same value: that, not
@@ -101,7 +104,7 @@ export const activationDead: Rule = {
       const equalWeights = !!w && w.std === 0 && layer.kind !== "norm";
       const upstream = silentUpstream(layer, ctx);
       // One sample (or copies of one): each unit's sign is decided once, so about half never fire.
-      const sameSamples = !offDistribution && !pooledNoise && !uncentred && !equalWeights && !upstream && !biasOff ? ctx.identicalSamples : undefined;
+      const sameSamples = !offDistribution && !pooledNoise && !uncentred && !equalWeights && !upstream && !biasOff && !beyondChance ? ctx.identicalSamples : undefined;
       // Why the silence may be the probe's or the export's doing rather than the model's; the first
       // names the finding and its fix, and each adds its note.
       const caveats = [
@@ -112,7 +115,7 @@ export const activationDead: Rule = {
       ].filter((c) => !!c);
       // An input far off centre (input.unnormalized) fixes each unit's sign for every sample through
       // the weights on that feature: normalizing the data comes before any change to the layer.
-      const offInputs = !caveats.length && !equalWeights && !upstream ? unnormalizedInputs(ctx.inputData) : [];
+      const offInputs = !caveats.length && !equalWeights && !upstream && !biasOff ? unnormalizedInputs(ctx.inputData) : [];
       // Every unit silent: no gradient passes back through the layer, so the layers before it freeze too.
       const frozen = fraction === 1 && !caveats.length
         ? layers.filter((l) => l.id < layer.id && reports[l.id].gradient?.l2 === 0 && (reports[l.id].weight?.gradient?.l2 ?? 0) === 0).map((l) => l.name)
@@ -136,6 +139,8 @@ export const activationDead: Rule = {
           ? `Fix ${upstream.name} first (its finding says why it is silent); this layer's units cannot fire while their input is zero, whatever their own bias.`
           : caveats.length
           ? caveats[0].fix
+          : biasOff && !caveats.length
+          ? `The bias switches these units off: ${bias?.name ?? "the bias"} holds values below -3/sqrt(fan_in) = ${fmt(-3 / Math.sqrt(w?.fanIn ?? 1))}, beyond what initialisation gives (within ±1/sqrt(fan_in)). Re-initialise the biases (zero, or PyTorch's default) and, if training drove them there, lower the learning rate (Adam with a large step kills ReLU units this way).`
           : offInputs.length
           ? `Normalize ${offInputs.map((n) => `"${n}"`).join(", ")} first (x = (x - mean) / std per feature, with the training set's statistics) and probe again; if units stay silent, check the bias and the learning rate.`
           : layer.kind === "norm"

@@ -1,5 +1,6 @@
 import type { GraphIndex } from "../graph/index";
 import type { Layer } from "../graph/layers";
+import type { GraphNode } from "../onnx/model";
 import type { Finding } from "../report/types";
 import type { Rule } from "./rule";
 import { fmt, freshBatchNorm, layerTitle, normalizationAdvice } from "./rule";
@@ -64,9 +65,22 @@ export const activationTrend: Rule = {
   },
 };
 
-/** A sigmoid-like layer whose output only multiplies other tensors: a gate, such as a squeeze-and-excitation block's. */
+/**
+ * A squeeze-and-excitation gate: a sigmoid-like layer whose output (through reshapes) only scales
+ * tensors that are themselves pooled into the vector the gate was computed from. A sigmoid that
+ * multiplies a constant (2·sigmoid(z) - 1) or gates the main stream itself (h·sigmoid(Wh)) is
+ * the signal, not a side branch, and stays in the trend.
+ */
 function isGate(layer: Layer, index: GraphIndex): boolean {
   if (layer.activation !== "sigmoid" && layer.activation !== "hard_sigmoid") return false;
-  const users = index.consumersOf(layer.output);
-  return users.length > 0 && users.every((n) => n.opType === "Mul");
+  const uses: GraphNode[] = [];
+  const pending = [layer.output];
+  while (pending.length && uses.length < 16) {
+    for (const n of index.consumersOf(pending.pop()!)) {
+      if (["Reshape", "Unsqueeze", "Flatten", "Identity", "Expand"].includes(n.opType)) pending.push(n.outputs[0]);
+      else uses.push(n);
+    }
+  }
+  return uses.length > 0 && uses.every((mul) => mul.opType === "Mul" && mul.inputs.some((other) =>
+    !index.isConstant(other) && index.consumersOf(other).some((n) => n.opType === "GlobalAveragePool" || n.opType === "ReduceMean")));
 }

@@ -72,13 +72,20 @@ function asFoldedBatchNorm(f: Finding): Finding {
  * mistake (torchvision draws SqueezeNet's classifier from N(0, 0.01) and EfficientNet's from
  * U(±1/sqrt(classes)); small logits start the softmax near uniform), and one layer cannot shrink or
  * grow a signal through depth. When a hidden layer is mis-scaled too, the output layer is part of
- * the same mistake and stays a warning; an output layer with a saturating activation stays too.
+ * the same mistake and stays a warning; so does an output layer with a saturating activation, and
+ * one more than 10x too large.
  */
 function isLoneOutputLayer(f: Finding, all: readonly Finding[], layers: readonly Layer[]): boolean {
   const layerOf = (name: string | undefined): Layer | undefined => layers.find((l) => l.name === name);
   const own = layerOf(f.layer);
-  return !!own?.isOutputLayer && !own.activation && !all.some((g) => g.severity !== "info" && !layerOf(g.layer)?.isOutputLayer);
+  const saturating = own?.activation === "sigmoid" || own?.activation === "tanh" || own?.activation === "hard_sigmoid";
+  // Far too large logits (std 40: a first cross-entropy of 93 against ln(classes)) are no choice anyone makes.
+  const huge = f.category === "init.scale-large" && Number(f.evidence.ratio) > MAX_OUTPUT_LAYER_RATIO;
+  return !!own?.isOutputLayer && !saturating && !huge && !all.some((g) => g.severity !== "info" && !layerOf(g.layer)?.isOutputLayer);
 }
+
+/** A lone output layer up to this many times the healthy std is a choice (EfficientNet's head: 4.7x); beyond, a mistake. */
+const MAX_OUTPUT_LAYER_RATIO = 10;
 
 function asOutputLayerChoice(f: Finding): Finding {
   const small = f.category === "init.scale-small";

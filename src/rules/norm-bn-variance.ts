@@ -5,6 +5,9 @@ import { unnormalizedInputs } from "./input-unnormalized";
 import type { Rule } from "./rule";
 import { fmt } from "./rule";
 
+/** The first BatchNorm's median channel this many running stds off: a scale mismatch, not drift. */
+const GROSS_SHIFT = 10;
+
 /** A layer is reported when its median channel's normalized output is off by this much. */
 export const BN_SHIFT_LIMIT = 1;
 export const BN_SCALE_LIMIT = 2;
@@ -79,8 +82,10 @@ export const normBnVariance: Rule = {
         message: `${mismatched.length} of ${compared} BatchNorm layers receive statistics on the synthetic N(0,1) probe far from their running statistics (first: ${first.layer ?? first.node}, where the median channel's observed mean is ${fmt(Number(first.evidence.medianShift))} running std from the running mean and its std ${fmt(Number(first.evidence.medianStdRatio))}x the running std). That is expected when the probe is not the training data; run with --input on real data to check them.`,
         evidence: { ...first.evidence, layers: mismatched.length, compared },
       });
-    } else if (mismatched.length > 1 && unnormalizedInputs(inputData).length) {
-      // With an input off its scale every BatchNorm after it disagrees: the data, not the statistics, are the likely cause.
+    } else if (mismatched.length === compared && compared > 1 && Number(mismatched[0].evidence.medianShift) > GROSS_SHIFT && unnormalizedInputs(inputData).length) {
+      // Every BatchNorm disagrees, the first by tens of running stds, and the input is off its
+      // scale (raw 0-255 pixels into a net trained on standardised ones): the data, not the
+      // statistics, are the likely cause, so one finding instead of one per BatchNorm.
       const first = mismatched[0];
       const inputs = unnormalizedInputs(inputData).map((n) => `"${n}"`).join(", ");
       findings.push({
@@ -89,7 +94,12 @@ export const normBnVariance: Rule = {
         evidence: { ...first.evidence, layers: mismatched.length, compared, unnormalizedInputs: inputs },
         fix: `Preprocess ${inputs} as in training (the same scaling and per-channel mean/std) and probe again; if the BatchNorms still disagree, recompute their running statistics on representative data (model.train(); with torch.no_grad(): a few hundred batches; model.eval()) and export again.`,
       });
-    } else findings.push(...mismatched);
+    } else {
+      // A milder mismatch may be the statistics' own (calibrated on other data): each BatchNorm keeps
+      // its finding, and an unnormalized input is named as the first thing to rule out.
+      const inputs = unnormalizedInputs(inputData).map((n) => `"${n}"`).join(", ");
+      findings.push(...mismatched.map((f) => (inputs ? { ...f, message: `${f.message} Input ${inputs} is not normalized (see input.unnormalized); rule out preprocessing that differs from training first.` } : f)));
+    }
     return findings;
   },
 };

@@ -260,4 +260,19 @@ describe("BatchNorms behind an input that is off its scale", () => {
     assert.match(bn[0].message, /^\d+ of \d+ BatchNorm layers receive statistics far from their running statistics .* and input "input" is not normalized/);
     assert.match(bn[0].fix, /^Preprocess "input" as in training/);
   });
+
+  it("one channel off by 3 std: a milder mismatch keeps its per-BatchNorm findings, each naming the input to rule out first", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bn-input-"));
+    const images = Float32Array.from({ length: 16 * 3 * 16 * 16 }, (_, i) => Math.sin(0.731 * i) * Math.cos(0.017 * i) * 1.4 + (Math.floor(i / 256) % 3 === 0 ? 3 : 0));
+    const file = join(dir, "shifted.npy");
+    writeFileSync(file, npyBytes("<f4", [16, 3, 16, 16], images));
+    const r = await analyze(join(FIXTURES, "resnet_bn.onnx"), { inputFile: file, batchSize: 8, loss: "none" });
+    assert.ok(r.findings.some((f) => f.category === "input.unnormalized"));
+    const bn = r.findings.filter((f) => f.category === "norm.bn-variance");
+    assert.ok(bn.length > 1, JSON.stringify(bn.map((f) => f.ruleId)));
+    for (const f of bn) {
+      assert.notEqual(f.ruleId, "norm.bn-variance/input-scale");
+      assert.match(f.message, /Input "input" is not normalized \(see input\.unnormalized\); rule out preprocessing that differs from training first\.$/);
+    }
+  });
 });

@@ -176,3 +176,76 @@ describe("dead units behind an unnormalized input", () => {
     }
   });
 });
+
+describe("breaker round 6", () => {
+  const width = 32;
+  /** Ten Gemm+Sigmoid layers; `after(i, s)` adds nodes after each sigmoid output `s` and returns the next layer's input. */
+  function sigmoidStack(name: string, seed: number, bias: number, after: (i: number, s: string, h: string, nodes: ReturnType<typeof node>[], inits: ReturnType<typeof floatTensor>[]) => string): string {
+    const r = new Random(seed);
+    const nodes: ReturnType<typeof node>[] = [];
+    const inits: ReturnType<typeof floatTensor>[] = [];
+    let h = "x";
+    for (let i = 0; i < 10; i++) {
+      inits.push(floatTensor(`b.${i}.weight`, [width, width], randn(r, width * width, Math.sqrt(1 / width))), floatTensor(`b.${i}.bias`, [width], new Array<number>(width).fill(bias)));
+      nodes.push(node("Gemm", [h, `b.${i}.weight`, `b.${i}.bias`], [`z${i}`], [attr("transB", 1)], `/b.${i}/Gemm`), node("Sigmoid", [`z${i}`], [`s${i}`], [], `/b.${i}/Sigmoid`));
+      h = after(i, `s${i}`, h, nodes, inits);
+    }
+    inits.push(floatTensor("head.weight", [4, width], randn(r, 4 * width, Math.sqrt(1 / width))));
+    nodes.push(node("Gemm", [h, "head.weight"], ["y"], [attr("transB", 1)], "/head/Gemm"));
+    const path = join(tmp, `${name}.onnx`);
+    writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["N", width])], [valueInfo("y", ["N", 4])]), 17));
+    return path;
+  }
+
+  it("2·sigmoid(z) - 1 is an activation whose scale counts, not a gate left out of the trend", async () => {
+    const path = sigmoidStack("tanh_like", 21, 0, (i, s, _h, nodes, inits) => {
+      inits.push(floatTensor(`two${i}`, [], [2]), floatTensor(`one${i}`, [], [1]));
+      nodes.push(node("Mul", [s, `two${i}`], [`m${i}`]), node("Sub", [`m${i}`, `one${i}`], [`t${i}`]));
+      return `t${i}`;
+    });
+    const r = await analyze(path, { batches: 2, loss: "none" });
+    assert.ok(r.findings.some((f) => f.ruleId === "activation.vanishing"), JSON.stringify(r.findings.map((f) => f.ruleId)));
+  });
+
+  it("a sigmoid that gates the main stream itself (h·sigmoid(Wh - 3)) stays in the trend", async () => {
+    const path = sigmoidStack("gated_stream", 22, -3, (i, s, h, nodes) => {
+      nodes.push(node("Mul", [h, s], [`g${i}`]));
+      return `g${i}`;
+    });
+    const r = await analyze(path, { batches: 2, loss: "none" });
+    assert.ok(r.findings.some((f) => f.ruleId === "activation.vanishing"), JSON.stringify(r.findings.map((f) => f.ruleId)));
+  });
+
+  it("an output layer far more than 10x too large stays a warning; a small one before a ReLU is still a choice", async () => {
+    const lecun = Math.sqrt(1 / 32);
+    const huge = await analyze(mlp("huge_head", [[lecun, "Tanh"], [lecun, "Tanh"], [30 * lecun, ""]], 23), { staticOnly: true });
+    assert.equal(huge.findings.find((f) => f.layer === "l2")?.ruleId, "init.scale-large");
+    const he = Math.sqrt(2 / 32);
+    const relu = await analyze(mlp("small_relu_head", [[he, "Relu"], [he, "Relu"], [0.01, "Relu"]], 24), { staticOnly: true });
+    assert.equal(relu.findings.find((f) => f.layer === "l2")?.ruleId, "init.scale-small/output-layer");
+  });
+
+  it("all units silent on one sample is beyond what one sample explains (about half): it keeps its severity", async () => {
+    // Every weight negative and the input all ones: every pre-activation is negative whatever the bias (0).
+    const r0 = new Random(25);
+    const nodes = [node("Gemm", ["x", "l0.weight"], ["h"], [attr("transB", 1)], "/l0/Gemm"), node("Relu", ["h"], ["a"], [], "/a0/Relu"), node("Gemm", ["a", "l1.weight"], ["y"], [attr("transB", 1)], "/l1/Gemm")];
+    const inits = [floatTensor("l0.weight", [32, 32], Array.from({ length: 1024 }, () => -Math.abs(0.25 * r0.normal()))), floatTensor("l1.weight", [4, 32], randn(r0, 128, 0.2))];
+    const path = join(tmp, "negative_weights.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["N", 32])], [valueInfo("y", ["N", 4])]), 17));
+    const r = await analyze(path, { fill: { x: 1 }, batches: 1 });
+    const dead = r.findings.find((f) => f.category === "activation.dead");
+    assert.equal(`${dead?.severity} ${dead?.ruleId}`, "error activation.dead");
+  });
+
+  it("a bias below -3/sqrt(fan_in) is named as the cause even when the input is also unnormalized", async () => {
+    const he = Math.sqrt(2 / 32);
+    const path = mlp("bias_and_offset", [[he, "Relu"], [he, "Relu", new Array<number>(32).fill(-10)], [Math.sqrt(1 / 32), ""]], 26);
+    const r0 = new Random(27);
+    const file = join(tmp, "offset2.npy");
+    writeFileSync(file, npyBytes("<f4", [64, 32], Float32Array.from({ length: 64 * 32 }, (_, i) => (i % 32 === 0 ? 3 + 0.5 * r0.normal() : r0.normal()))));
+    const r = await analyze(path, { inputFile: file, batchSize: 16 });
+    const dead = r.findings.find((f) => f.category === "activation.dead" && f.layer === "l1");
+    assert.match(dead?.fix ?? "", /^The bias switches these units off: l1\.bias holds values below -3\/sqrt\(fan_in\) = -0\.53/);
+    assert.doesNotMatch(dead!.message, /is not normalized/);
+  });
+});
