@@ -205,3 +205,14 @@ function commonModule(branch: readonly GraphNode[], index: GraphIndex): string |
   }
   return prefix.length ? prefix.join(".") : undefined;
 }
+
+/** Walks forward through non-weight ops to an Add of two computed tensors (a residual join). */
+export function endsResidualBranch(layer: { readonly output: string }, index: GraphIndex): boolean {
+  for (const [c] of index.consumersAlong(layer.output, (n) => RESIDUAL_PASS.has(n.opType))) {
+    if ((c.opType === "Add" || c.opType === "Sum") && c.inputs.filter((i) => !index.isConstant(i)).length >= 2) return true;
+  }
+  return false;
+}
+
+/** Ops between a branch's last layer and the residual Add that keep "zero in, zero out". */
+const RESIDUAL_PASS = new Set(["BatchNormalization", "Mul", "Dropout", "Identity", "Reshape", "Transpose"]);

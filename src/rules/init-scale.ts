@@ -1,4 +1,5 @@
 import type { Layer } from "../graph/layers";
+import { endsResidualBranch } from "../graph/residual";
 import type { Finding, WeightReport } from "../report/types";
 import type { Rule } from "./rule";
 import { fmt, isReluLike, layerTitle } from "./rule";
@@ -17,7 +18,7 @@ export const LARGE_RATIO = 2;
 export const initScale: Rule = {
   id: "init.scale",
   needsProbe: false,
-  check: ({ layers, reports, modelLooksTrained }) => {
+  check: ({ layers, reports, modelLooksTrained, index }) => {
     if (modelLooksTrained) return [];
     const findings: Finding[] = [];
     for (const layer of layers) {
@@ -48,7 +49,13 @@ export const initScale: Rule = {
           : `Use Xavier initialisation: std = sqrt(2/(fan_in+fan_out)) = ${fmt(w.expectedStd.xavier)} (torch.nn.init.xavier_normal_), or LeCun std = sqrt(1/fan_in) = ${fmt(w.expectedStd.lecun)}; or add LayerNorm between layers.`,
       });
     }
-    const graded = findings.map((f) => (layers.find((l) => l.name === f.layer)?.foldedFreshNorm ? asFoldedBatchNorm(f) : f));
+    const layerOf = (f: Finding): Layer | undefined => layers.find((l) => l.name === f.layer);
+    const graded = findings.map((f) => {
+      const layer = layerOf(f);
+      if (layer?.foldedFreshNorm) return asFoldedBatchNorm(f);
+      if (layer && f.category === "init.scale-small" && endsResidualBranch(layer, index)) return asResidualBranchChoice(f);
+      return f;
+    });
     return graded.map((f) => (isLoneOutputLayer(f, graded, layers) ? asOutputLayerChoice(f) : f));
   },
 };
@@ -64,6 +71,19 @@ function asFoldedBatchNorm(f: Finding): Finding {
     ...f, ruleId: `${f.category}/folded-batchnorm`, severity: "info",
     message: `${f.message} The conv looks like one into which the export folded a BatchNorm with untrained running statistics (its bias is exactly zero and named onnx::Conv_<n>, as torch's constant folding leaves it); if so, that BatchNorm rescales its output in training and this scale does not matter.`,
     fix: `If the model has no BatchNorm after this conv: ${f.fix}`,
+  };
+}
+
+/**
+ * The last layer of a residual branch drawn small keeps its block near the identity at the start
+ * (GPT-2 scales these projections by 1/sqrt(2 x layers), Fixup and ReZero go to zero): the signal
+ * passes through the skip connection, so a small branch does not shrink it over depth.
+ */
+function asResidualBranchChoice(f: Finding): Finding {
+  return {
+    ...f, ruleId: "init.scale-small/residual-branch", severity: "info",
+    message: f.message.replace(/; activations shrink at every such layer and gradients vanish\.$/, "; it is the last layer of a residual branch, so the block starts near the identity and the signal passes through the skip connection (a common choice: GPT-2, Fixup)."),
+    fix: `Nothing to change if the small residual branch is intended. ${f.fix}`,
   };
 }
 

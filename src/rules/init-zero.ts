@@ -1,4 +1,5 @@
 import type { GraphIndex } from "../graph/index";
+import { endsResidualBranch } from "../graph/residual";
 import { WEIGHT_OPS, type Layer } from "../graph/layers";
 import type { Finding } from "../report/types";
 import type { Rule } from "./rule";
@@ -65,14 +66,3 @@ function isLowRankUp(layer: Layer, index: GraphIndex): boolean {
   const producer = index.producer.get(layer.node.inputs.find((i) => !index.isConstant(i)) ?? "");
   return !!producer && WEIGHT_OPS.has(producer.opType);
 }
-
-/** Walks forward through non-weight ops to an Add of two computed tensors (a residual join). */
-function endsResidualBranch(layer: Layer, index: GraphIndex): boolean {
-  for (const [c] of index.consumersAlong(layer.output, (n) => RESIDUAL_PASS.has(n.opType))) {
-    if ((c.opType === "Add" || c.opType === "Sum") && c.inputs.filter((i) => !index.isConstant(i)).length >= 2) return true;
-  }
-  return false;
-}
-
-/** Ops between a branch's last layer and the residual Add that keep "zero in, zero out". */
-const RESIDUAL_PASS = new Set(["BatchNormalization", "Mul", "Dropout", "Identity", "Reshape", "Transpose"]);
