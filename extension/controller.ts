@@ -215,7 +215,8 @@ export class Controller implements vscode.Disposable {
     if (busy) {
       this.status.text = `$(loading~spin) ${vscode.l10n.t("Model Doctor: analysing {0}", busy)}`;
     } else {
-      this.status.text = `$(pulse) ${errors} $(error) ${warnings} $(warning)`;
+      // Icon before its count, as VS Code's own Problems item shows them.
+      this.status.text = `$(pulse) $(error) ${errors} $(warning) ${warnings}`;
     }
     this.status.tooltip = vscode.workspace.isTrusted
       ? vscode.l10n.t("Model Doctor: {0} models analysed, {1} errors, {2} warnings", all.length, errors, warnings)

@@ -109,12 +109,16 @@ export function activate(context: vscode.ExtensionContext): ModelDoctorApi {
       try {
         const result = await checkGradients(dist, uri, readSettings(uri).workerTimeoutMs, log);
         if (!result) return undefined;
+        // The counts and the precision fit a notification; why float64 did not run and the per-tensor table go to the log.
+        const precision = result.precisionNote.split(":")[0];
         const summary = result.noGradient
-          ? vscode.l10n.t("Gradient check of {0}: {1} good, {2} look closer, {3} wrong, {4} with no gradient to check ({5}). Details in the log.",
-            path.basename(uri.fsPath), result.good, result.closer, result.wrong, result.noGradient, result.precisionNote)
-          : vscode.l10n.t("Gradient check of {0}: {1} good, {2} look closer, {3} wrong ({4}). Details in the log.",
-            path.basename(uri.fsPath), result.good, result.closer, result.wrong, result.precisionNote);
-        void (result.wrong || result.noGradient ? vscode.window.showWarningMessage(summary) : vscode.window.showInformationMessage(summary));
+          ? vscode.l10n.t("Gradient check of {0} ({1}): {2} good, {3} look closer, {4} wrong, {5} with no gradient to check.",
+            path.basename(uri.fsPath), precision, result.good, result.closer, result.wrong, result.noGradient)
+          : vscode.l10n.t("Gradient check of {0} ({1}): {2} good, {3} look closer, {4} wrong.",
+            path.basename(uri.fsPath), precision, result.good, result.closer, result.wrong);
+        const showLog = vscode.l10n.t("Show Log");
+        void (result.wrong || result.noGradient ? vscode.window.showWarningMessage(summary, showLog) : vscode.window.showInformationMessage(summary, showLog))
+          .then((choice) => { if (choice === showLog) log.show(); });
         return result;
       } catch (e) {
         void vscode.window.showErrorMessage(vscode.l10n.t("Model Doctor: the gradient check failed: {0}", e instanceof Error ? e.message : String(e)));

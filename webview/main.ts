@@ -242,17 +242,23 @@ function renderFindings(findings: readonly Finding[]): HTMLElement {
   }
   const list = el("ul", { class: "findings", role: "listbox", "aria-label": t("Findings ({0})", findings.length) });
   const items: HTMLElement[] = [];
-  findings.forEach((f, i) => {
-    const evidence = Object.entries(f.evidence ?? {}).map(([k, v]) => `${k}: ${Array.isArray(v) ? `[${v.map((x) => fmt(x)).join(", ")}]` : typeof v === "number" || v === null ? fmt(v) : String(v)}`).join(" · ");
-    const item = el("li", { class: `finding sev-${f.severity}`, role: "option", "aria-selected": "false", id: `finding-${i}`, "data-index": String(i), "data-layer": f.layer ?? "", "aria-label": `${f.severity} ${f.category} ${f.layer ?? ""}: ${f.message}` },
+  // One rule on many layers (a whole net of constant weights) would bury the rest: its first
+  // findings show in full, the others move to the end as one-line entries. Indices stay the
+  // report's, so the tree and the Problems panel still reveal the right entry.
+  const order = repeatsLast(findings);
+  order.forEach(({ index: i, repeat }, position) => {
+    const f = findings[i];
+    const evidence = repeat ? "" : Object.entries(f.evidence ?? {}).map(([k, v]) => `${k}: ${Array.isArray(v) ? `[${v.map((x) => fmt(x)).join(", ")}]` : typeof v === "number" || v === null ? fmt(v) : String(v)}`).join(" · ");
+    const item = el("li", { class: `finding sev-${f.severity}${repeat ? " repeat" : ""}`, role: "option", "aria-selected": "false", id: `finding-${i}`, "data-index": String(i), "data-layer": f.layer ?? "", "aria-label": `${f.severity} ${f.category} ${f.layer ?? ""}: ${f.message}`, title: repeat ? f.message : "" },
       el("div", { class: "finding-head" },
         el("span", { class: `sev sev-${f.severity}` }, severityLabel(f.severity)),
         el("code", { class: "category" }, f.category),
-        f.layer ? el("span", { class: "layer" }, f.layer) : null),
-      el("div", { class: "message" }, f.message),
+        f.layer ? el("span", { class: "layer" }, f.layer) : null,
+        repeat ? el("span", { class: "repeat-note" }, t("same as above, for this layer")) : null),
+      repeat ? null : el("div", { class: "message" }, f.message),
       evidence ? el("div", { class: "evidence" }, evidence) : null,
-      el("div", { class: "fix" }, el("strong", {}, t("Fix:") + " "), f.fix));
-    item.addEventListener("click", () => { focusItem(items, i); selectLayer(f.layer ?? null, i); });
+      repeat ? null : el("div", { class: "fix" }, el("strong", {}, t("Fix:") + " "), f.fix));
+    item.addEventListener("click", () => { focusItem(items, position); selectLayer(f.layer ?? null, i); });
     item.addEventListener("keydown", (e) => {
       if (e.key === "Enter" || e.key === " ") { e.preventDefault(); selectLayer(f.layer ?? null, i); }
     });
@@ -260,9 +266,30 @@ function renderFindings(findings: readonly Finding[]): HTMLElement {
     list.append(item);
   });
   // Selection follows focus: arrows move through the findings and highlight each one's layer.
-  roving(items, (_item, j) => selectLayer(findings[j].layer ?? null, j));
+  roving(items, (_item, j) => selectLayer(findings[order[j].index].layer ?? null, order[j].index));
   section.append(list);
   return section;
+}
+
+/** Findings shown in full before the rest of the same rule and severity go to the end, one line each. */
+const FULL_REPEATS = 3;
+
+/** Report order, except that the findings of a rule past its first {@link FULL_REPEATS} follow all others. */
+function repeatsLast(findings: readonly Finding[]): { index: number; repeat: boolean }[] {
+  const seen = new Map<string, number>();
+  const counts = new Map<string, number>();
+  for (const f of findings) counts.set(`${f.severity} ${f.ruleId}`, (counts.get(`${f.severity} ${f.ruleId}`) ?? 0) + 1);
+  const first: { index: number; repeat: boolean }[] = [];
+  const rest: { index: number; repeat: boolean }[] = [];
+  findings.forEach((f, index) => {
+    const key = `${f.severity} ${f.ruleId}`;
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
+    // A rule with one finding more than shown in full is not worth folding.
+    if (n > FULL_REPEATS && counts.get(key)! > FULL_REPEATS + 1) rest.push({ index, repeat: true });
+    else first.push({ index, repeat: false });
+  });
+  return [...first, ...rest];
 }
 
 function chartBox(id: string, title: string, note?: string): { box: HTMLElement; canvas: HTMLCanvasElement } {

@@ -21,6 +21,9 @@ ul.findings { list-style: none; padding: 0 4px 0 0; margin: 0; max-height: 45vh;
 .finding.sev-info { border-left-color: var(--vscode-editorInfo-foreground, #3794ff); }
 .finding.active, .finding.selected { background: var(--vscode-list-activeSelectionBackground, rgba(0,127,212,.25)); }
 .finding-head { display: flex; gap: 8px; align-items: baseline; margin-bottom: 4px; }
+.finding.repeat { padding: 3px 10px; margin: 2px 0; }
+.finding.repeat .finding-head { margin-bottom: 0; }
+.repeat-note { opacity: .75; font-style: italic; }
 .sev { text-transform: uppercase; font-size: .8em; font-weight: 600; }
 .sev.sev-error { color: var(--vscode-editorError-foreground, #f14c4c); }
 .sev.sev-warning { color: var(--vscode-editorWarning-foreground, #cca700); }

@@ -206,6 +206,19 @@ function commonModule(branch: readonly GraphNode[], index: GraphIndex): string |
   return prefix.length ? prefix.join(".") : undefined;
 }
 
+/**
+ * The layer is the last one of a residual block's branch: it lies in the branch of one of
+ * `blocks` (found by {@link findResidualBlocks}: the skip is the tensor the branch was computed
+ * from), the skip is not also added inside the branch (a time embedding added after every layer
+ * looks like the skip of a chain of such Adds, and carries none of the input's signal), and the
+ * layer's output reaches that join through ops that keep zero at zero.
+ */
+export function endsBlockBranch(layer: { readonly node: GraphNode; readonly output: string }, blocks: readonly ResidualBlock[], index: GraphIndex): boolean {
+  const addsSkip = (b: ResidualBlock, n: GraphNode): boolean => n !== b.join && (n.opType === "Add" || n.opType === "Sum") && n.inputs.includes(b.skip);
+  const reached = new Set([...index.consumersAlong(layer.output, (n) => RESIDUAL_PASS.has(n.opType))].map(([n]) => n));
+  return blocks.some((b) => reached.has(b.join) && b.branch.includes(layer.node) && !b.branch.some((n) => addsSkip(b, n)));
+}
+
 /** Walks forward through non-weight ops to an Add of two computed tensors (a residual join). */
 export function endsResidualBranch(layer: { readonly output: string }, index: GraphIndex): boolean {
   for (const [c] of index.consumersAlong(layer.output, (n) => RESIDUAL_PASS.has(n.opType))) {

@@ -1,5 +1,5 @@
 import type { Layer } from "../graph/layers";
-import { endsResidualBranch } from "../graph/residual";
+import { endsBlockBranch } from "../graph/residual";
 import type { Finding, WeightReport } from "../report/types";
 import type { Rule } from "./rule";
 import { fmt, isReluLike, layerTitle } from "./rule";
@@ -18,7 +18,7 @@ export const LARGE_RATIO = 2;
 export const initScale: Rule = {
   id: "init.scale",
   needsProbe: false,
-  check: ({ layers, reports, modelLooksTrained, index }) => {
+  check: ({ layers, reports, modelLooksTrained, index, architecture }) => {
     if (modelLooksTrained) return [];
     const findings: Finding[] = [];
     for (const layer of layers) {
@@ -53,7 +53,7 @@ export const initScale: Rule = {
     const graded = findings.map((f) => {
       const layer = layerOf(f);
       if (layer?.foldedFreshNorm) return asFoldedBatchNorm(f);
-      if (layer && f.category === "init.scale-small" && endsResidualBranch(layer, index)) return asResidualBranchChoice(f);
+      if (layer && f.category === "init.scale-small" && architecture && endsBlockBranch(layer, architecture.blocks, index)) return asResidualBranchChoice(f);
       return f;
     });
     return graded.map((f) => (isLoneOutputLayer(f, graded, layers) ? asOutputLayerChoice(f) : f));

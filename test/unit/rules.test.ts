@@ -272,3 +272,48 @@ describe("small last layers of residual branches", () => {
     assert.equal(plain.findings.find((x) => x.layer === "block.proj")?.ruleId, "init.scale-small");
   });
 });
+
+describe("Adds that are no skip connection", () => {
+  it("a time embedding added after every layer (h = relu(W h) + temb(t)) does not exempt small layers as residual branches", async () => {
+    const r0 = new Random(31);
+    const nodes = [node("Gemm", ["t", "temb.weight"], ["e"], [attr("transB", 1)], "/temb/Gemm")];
+    const inits = [floatTensor("temb.weight", [32, 4], randn(r0, 128, 0.5))];
+    let h = "x";
+    for (let i = 0; i < 5; i++) {
+      inits.push(floatTensor(`l.${i}.weight`, [32, 32], randn(r0, 1024, 0.1 * Math.sqrt(2 / 32))));
+      nodes.push(node("Gemm", [h, `l.${i}.weight`], [`z${i}`], [attr("transB", 1)], `/l.${i}/Gemm`), node("Relu", [`z${i}`], [`r${i}`], [], `/a.${i}/Relu`), node("Add", [`r${i}`, "e"], [`h${i}`], [], `/add.${i}/Add`));
+      h = `h${i}`;
+    }
+    inits.push(floatTensor("head.weight", [4, 32], randn(r0, 128, Math.sqrt(1 / 32))));
+    nodes.push(node("Gemm", [h, "head.weight"], ["y"], [attr("transB", 1)], "/head/Gemm"));
+    const path = join(tmp, "time_embedding.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["N", 32]), valueInfo("t", ["N", 4])], [valueInfo("y", ["N", 4])]), 17));
+    const r = await analyze(path, { staticOnly: true });
+    const small = r.findings.filter((f) => f.category === "init.scale-small" && f.layer?.startsWith("l."));
+    assert.ok(small.length >= 4, JSON.stringify(r.findings.map((f) => `${f.ruleId} ${f.layer}`)));
+    for (const f of small) assert.equal(`${f.severity} ${f.ruleId}`, "warning init.scale-small", f.layer);
+  });
+
+  it("two parallel branches summed (relu(Wa h + Wb h)) are no residual block: their small layers stay warnings", async () => {
+    const r0 = new Random(32);
+    const nodes: ReturnType<typeof node>[] = [];
+    const inits: ReturnType<typeof floatTensor>[] = [];
+    let h = "x";
+    for (let i = 0; i < 3; i++) {
+      for (const side of ["a", "b"]) {
+        inits.push(floatTensor(`${side}.${i}.weight`, [32, 32], randn(r0, 1024, 0.05 * Math.sqrt(2 / 32))));
+        nodes.push(node("Gemm", [h, `${side}.${i}.weight`], [`${side}${i}`], [attr("transB", 1)], `/${side}.${i}/Gemm`));
+      }
+      nodes.push(node("Add", [`a${i}`, `b${i}`], [`s${i}`], [], `/sum.${i}/Add`), node("Relu", [`s${i}`], [`h${i}`], [], `/act.${i}/Relu`));
+      h = `h${i}`;
+    }
+    inits.push(floatTensor("head.weight", [4, 32], randn(r0, 128, Math.sqrt(1 / 32))));
+    nodes.push(node("Gemm", [h, "head.weight"], ["y"], [attr("transB", 1)], "/head/Gemm"));
+    const path = join(tmp, "two_branch.onnx");
+    writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["N", 32])], [valueInfo("y", ["N", 4])]), 17));
+    const r = await analyze(path, { staticOnly: true });
+    const small = r.findings.filter((f) => f.category === "init.scale-small");
+    assert.equal(small.length, 6, JSON.stringify(r.findings.map((f) => `${f.ruleId} ${f.layer}`)));
+    for (const f of small) assert.equal(f.ruleId, "init.scale-small", f.layer);
+  });
+});
