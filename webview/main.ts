@@ -413,12 +413,14 @@ function renderCharts(report: Report): HTMLElement {
     });
   }
 
-  const wl = layers.filter((l) => l.weight);
+  // A normalization's scale (gamma) is no weight with an initialisation to compare: plotted as
+  // "weight std" next to convolutions it looked like their spread.
+  const wl = layers.filter((l) => l.weight && l.kind !== "norm");
   if (wl.length) {
     const c = chartBox("chart-weights", t("Weight std vs He / Xavier expected std"));
     grid.append(c.box);
     const ds: ChartDataset<"bar" | "line", (number | null)[]>[] = [
-      { type: "bar", label: t("weight std"), data: layers.map((l) => num(l.weight?.std)), backgroundColor: layers.map((l) => (l.name === selectedLayer ? p.focus : alpha(p.orange, 0.75))) },
+      { type: "bar", label: t("weight std"), data: layers.map((l) => (l.kind === "norm" ? null : num(l.weight?.std))), backgroundColor: layers.map((l) => (l.name === selectedLayer ? p.focus : alpha(p.orange, 0.75))) },
       { type: "line", label: "He √(2/fan_in)", data: layers.map((l) => num(l.weight?.expectedStd?.he)), borderColor: p.red, backgroundColor: p.red, pointRadius: 2, borderDash: [4, 3], spanGaps: false },
       { type: "line", label: "Xavier √(2/(fan_in+fan_out))", data: layers.map((l) => num(l.weight?.expectedStd?.xavier)), borderColor: p.green, backgroundColor: p.green, pointRadius: 2, borderDash: [2, 2] },
     ];
