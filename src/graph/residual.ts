@@ -219,13 +219,5 @@ export function endsBlockBranch(layer: { readonly node: GraphNode; readonly outp
   return blocks.some((b) => reached.has(b.join) && b.branch.includes(layer.node) && !b.branch.some((n) => addsSkip(b, n)));
 }
 
-/** Walks forward through non-weight ops to an Add of two computed tensors (a residual join). */
-export function endsResidualBranch(layer: { readonly output: string }, index: GraphIndex): boolean {
-  for (const [c] of index.consumersAlong(layer.output, (n) => RESIDUAL_PASS.has(n.opType))) {
-    if ((c.opType === "Add" || c.opType === "Sum") && c.inputs.filter((i) => !index.isConstant(i)).length >= 2) return true;
-  }
-  return false;
-}
-
 /** Ops between a branch's last layer and the residual Add that keep "zero in, zero out". */
 const RESIDUAL_PASS = new Set(["BatchNormalization", "Mul", "Dropout", "Identity", "Reshape", "Transpose"]);

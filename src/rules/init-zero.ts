@@ -1,5 +1,5 @@
 import type { GraphIndex } from "../graph/index";
-import { endsResidualBranch } from "../graph/residual";
+import { endsBlockBranch, type ResidualBlock } from "../graph/residual";
 import { WEIGHT_OPS, type Layer } from "../graph/layers";
 import type { Finding } from "../report/types";
 import type { Rule } from "./rule";
@@ -15,12 +15,12 @@ import { layerTitle } from "./rule";
 export const initZero: Rule = {
   id: "init.zero",
   needsProbe: false,
-  check: ({ layers, reports, index }) => {
+  check: ({ layers, reports, index, architecture }) => {
     const findings: Finding[] = [];
     for (const layer of layers) {
       const w = reports[layer.id].weight;
       if (!w || w.zeroFraction < 1 || layer.kind === "embedding") continue;
-      const reason = intentionalReason(layer, layers, index);
+      const reason = intentionalReason(layer, layers, index, architecture?.blocks ?? []);
       const base = { ruleId: "init.zero", category: "init.zero" as const, layer: layer.name, node: layer.node.name, tensor: w.tensor };
       if (layer.kind === "norm") {
         findings.push({
@@ -49,11 +49,11 @@ export const initZero: Rule = {
   },
 };
 
-function intentionalReason(layer: Layer, layers: readonly Layer[], index: GraphIndex): string | undefined {
+function intentionalReason(layer: Layer, layers: readonly Layer[], index: GraphIndex, blocks: readonly ResidualBlock[]): string | undefined {
   const names = `${layer.name} ${layer.weight?.name ?? ""}`;
   if (/lora[._-]?b\b|lora_b|lora_up/i.test(names)) return "a LoRA B matrix";
   if (isLowRankUp(layer, index)) return "a LoRA-style low-rank up-projection (B matrix)";
-  if (endsResidualBranch(layer, index)) return "it is the last layer of a residual branch";
+  if (endsBlockBranch(layer, blocks, index)) return "it is the last layer of a residual branch";
   if (layers.filter((l) => l.kind !== "norm").length === 1) return "it is the only layer (a linear model)";
   if (layer.kind !== "norm" && layer.isOutputLayer) return "it is the output layer";
   return undefined;

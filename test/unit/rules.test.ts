@@ -7,6 +7,8 @@ import { describe, it } from "node:test";
 import { findLayers } from "../../src/graph/layers";
 import { analyze } from "../../src/index";
 import { loadModel } from "../../src/onnx/load";
+import { ModelProtoSchema } from "../../src/onnx/gen/onnx_pb";
+import { toBinary } from "@bufbuild/protobuf";
 import { normalizationAdvice } from "../../src/rules/rule";
 import { toMarkdown } from "../../src/report/markdown";
 import { toText } from "../../src/report/text";
@@ -292,6 +294,15 @@ describe("Adds that are no skip connection", () => {
     const small = r.findings.filter((f) => f.category === "init.scale-small" && f.layer?.startsWith("l."));
     assert.ok(small.length >= 4, JSON.stringify(r.findings.map((f) => `${f.ruleId} ${f.layer}`)));
     for (const f of small) assert.equal(`${f.severity} ${f.ruleId}`, "warning init.scale-small", f.layer);
+    // All-zero weights there are no zero-init residual branch either: init.zero stays an error.
+    const zeroed = join(tmp, "time_embedding_zero.onnx");
+    const model = loadModel(path).proto;
+    const w = model.graph!.initializer.find((x) => x.name === "l.2.weight")!;
+    w.rawData = new Uint8Array(4 * 1024);
+    w.floatData = [];
+    writeFileSync(zeroed, toBinary(ModelProtoSchema, model));
+    const z = await analyze(zeroed, { staticOnly: true });
+    assert.equal(z.findings.filter((f) => f.category === "init.zero" && f.layer === "l.2").map((f) => `${f.severity} ${f.ruleId}`).join(), "error init.zero");
   });
 
   it("two parallel branches summed (relu(Wa h + Wb h)) are no residual block: their small layers stay warnings", async () => {
