@@ -1,7 +1,7 @@
 import type { Layer } from "../graph/layers";
 import type { Finding, LayerReport } from "../report/types";
 import type { Rule } from "./rule";
-import { fmt, freshBatchNorm, isReluLike, layerTitle, normalizationAdvice } from "./rule";
+import { evalModeBatchNormNote, fmt, freshBatchNorm, isReluLike, layerTitle, normalizationAdvice } from "./rule";
 import { slope } from "../stats/trend";
 
 /**
@@ -68,7 +68,7 @@ export const gradientTrend: Rule = {
       findings.push({
         ruleId: fresh ? "gradient.vanishing/fresh-batchnorm" : "gradient.vanishing", category: "gradient.vanishing", severity: fresh ? "info" : "warning",
         layer: first.layer.name, node: first.layer.node.name, tensor: first.layer.output,
-        message: `${layerTitle(first.layer)}: the loss gradient shrinks about x${fmt(perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (vanishing below ${fmt(AUTOTRAINER_VANISH)}), so the first layers barely learn.${weightRatio === null ? "" : weightRatio < 0.1 ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ` Weight gradients stay level (first/last = ${fmt(weightRatio)}) because dW = x^T g: the first layers see a large input and a vanished gradient, the last ones a vanished input and a large gradient, so no layer gets a useful update.`}${fresh ? ` ${fresh.note}` : ""}`,
+        message: `${layerTitle(first.layer)}: the loss gradient shrinks about x${fmt(perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (vanishing below ${fmt(AUTOTRAINER_VANISH)}), so the first layers barely learn.${weightRatio === null ? "" : weightRatio < 0.1 ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ` Weight gradients stay level (first/last = ${fmt(weightRatio)}) because dW = x^T g: the first layers see a large input and a vanished gradient, the last ones a vanished input and a large gradient, so no layer gets a useful update.`}${fresh ? ` ${fresh.note}` : evalModeBatchNormNote(architecture, layers)}`,
         evidence,
         fix: fresh ? fresh.fix : scale && scale.ratio < 0.5
           ? `The weights are initialised too small (median weight std ${fmt(scale.ratio)}x the ${scale.scheme} std), and each layer shrinks the backward signal with them: re-initialise with ${scale.scheme} scale (std = ${scale.scheme === "He" ? "sqrt(2/fan_in)" : "sqrt(2/(fan_in+fan_out))"}); if it persists, ${normalizationAdvice(architecture, layers)}, or add residual connections.`
@@ -82,7 +82,7 @@ export const gradientTrend: Rule = {
       findings.push({
         ruleId: fresh ? "gradient.exploding/fresh-batchnorm" : "gradient.exploding", category: "gradient.exploding", severity: fresh ? "info" : "warning",
         layer: first.layer.name, node: first.layer.node.name, tensor: first.layer.output,
-        message: `${layerTitle(first.layer)}: the loss gradient grows about x${fmt(1 / perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (exploding above ${AUTOTRAINER_EXPLODE}); training steps will be unstable.${weightRatio !== null ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ""}${fresh ? ` ${fresh.note}` : ""}`,
+        message: `${layerTitle(first.layer)}: the loss gradient grows about x${fmt(1 / perLayer)} per layer on its way back, from l2 ${fmt(last.l2)} at ${last.layer.name} to ${fmt(first.l2)} here: first/last = ${fmt(ratio)} (exploding above ${AUTOTRAINER_EXPLODE}); training steps will be unstable.${weightRatio !== null ? ` Weight gradients: first/last = ${fmt(weightRatio)}.` : ""}${fresh ? ` ${fresh.note}` : evalModeBatchNormNote(architecture, layers)}`,
         evidence,
         fix: fresh ? fresh.fix : `Scale the weights down (He std = sqrt(2/fan_in) before ReLU, Xavier before tanh), clip the gradient norm (torch.nn.utils.clip_grad_norm_) and lower the learning rate; ${normalizationAdvice(architecture, layers)}.`,
       });

@@ -114,3 +114,16 @@ export function freshBatchNorm(model: Model, seq: readonly { readonly layer: Lay
     fix: "Nothing to change for training while the BatchNorms run in train mode. To check the network as it will run after training, export it after training (or after a few hundred batches in train() mode, which fills the running statistics); to keep the BatchNorms visible in the graph, export with training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False. If the model has no BatchNorms after these layers, this reading is wrong: treat the finding as a warning.",
   };
 }
+
+/**
+ * For gradient findings on a model with trained BatchNorms (kept, or folded into convs): the
+ * backward graph is the exported eval-mode one, where each BatchNorm is a fixed per-channel scale
+ * from its running statistics; in training it divides by the batch's own statistics, which also
+ * rescales the gradient. The finding describes the eval-mode graph, and says so.
+ */
+export function evalModeBatchNormNote(architecture: Architecture | undefined, layers: readonly Layer[]): string {
+  const kept = architecture?.norms.filter((n) => n.kind === "batch").length ?? 0;
+  const folded = layers.filter((l) => looksFolded(l.node, l.weight, l.bias)).length;
+  if (!kept && !folded) return "";
+  return ` Measured in the exported eval-mode graph, where each BatchNorm${kept ? "" : " (folded into the convolutions, as their onnx::Conv_<n> names suggest)"} scales by its running statistics; in training it divides by the batch's own statistics, which rescales the gradient too, so compare with the per-layer gradient norms of a training run before changing the model.`;
+}

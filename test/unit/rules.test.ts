@@ -9,7 +9,9 @@ import { analyze } from "../../src/index";
 import { loadModel } from "../../src/onnx/load";
 import { ModelProtoSchema } from "../../src/onnx/gen/onnx_pb";
 import { toBinary } from "@bufbuild/protobuf";
-import { normalizationAdvice } from "../../src/rules/rule";
+import { evalModeBatchNormNote, normalizationAdvice } from "../../src/rules/rule";
+import { analyzeArchitecture } from "../../src/graph/architecture";
+import { GraphIndex } from "../../src/graph/index";
 import { toMarkdown } from "../../src/report/markdown";
 import { toText } from "../../src/report/text";
 import { Random } from "../../src/stats/random";
@@ -159,6 +161,16 @@ describe("normalization advice", () => {
     assert.match(normalizationAdvice(undefined, layers), /^add normalization between layers; but 52 convolutions carry weights renamed onnx::Conv_<n>/);
     const plain = findLayers(loadModel(join(__dirname, "..", "fixtures", "models", "relu_he_deep.onnx")));
     assert.equal(normalizationAdvice(undefined, plain), "add normalization (BatchNorm/LayerNorm) between layers");
+  });
+
+  it("gradient findings on a model with BatchNorms (folded or kept) say they describe the eval-mode graph", () => {
+    const folded = findLayers(loadModel(join(__dirname, "..", "fixtures", "exports", "mobilenet_v2_folded.onnx")));
+    assert.match(evalModeBatchNormNote(undefined, folded), /^ Measured in the exported eval-mode graph, where each BatchNorm \(folded into the convolutions/);
+    const keptModel = loadModel(join(__dirname, "..", "fixtures", "models", "resnet_bn.onnx"));
+    const index = new GraphIndex(keptModel);
+    const kept = findLayers(keptModel);
+    assert.match(evalModeBatchNormNote(analyzeArchitecture(keptModel, index, kept), kept), /^ Measured in the exported eval-mode graph, where each BatchNorm scales by its running statistics/);
+    assert.equal(evalModeBatchNormNote(undefined, findLayers(loadModel(join(__dirname, "..", "fixtures", "models", "relu_he_deep.onnx")))), "");
   });
 });
 
