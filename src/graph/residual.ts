@@ -214,9 +214,14 @@ function commonModule(branch: readonly GraphNode[], index: GraphIndex): string |
  * layer's output reaches that join through ops that keep zero at zero.
  */
 export function endsBlockBranch(layer: { readonly node: GraphNode; readonly output: string }, blocks: readonly ResidualBlock[], index: GraphIndex): boolean {
-  const addsSkip = (b: ResidualBlock, n: GraphNode): boolean => n !== b.join && (n.opType === "Add" || n.opType === "Sum") && n.inputs.includes(b.skip);
   const reached = new Set([...index.consumersAlong(layer.output, (n) => RESIDUAL_PASS.has(n.opType))].map(([n]) => n));
-  return blocks.some((b) => reached.has(b.join) && b.branch.includes(layer.node) && !b.branch.some((n) => addsSkip(b, n)));
+  return branchesHolding(layer, blocks).some((b) => reached.has(b.join));
+}
+
+/** The residual blocks whose branch holds the layer, as {@link endsBlockBranch} counts them (the skip not also added inside). */
+export function branchesHolding(layer: { readonly node: GraphNode }, blocks: readonly ResidualBlock[]): ResidualBlock[] {
+  const addsSkip = (b: ResidualBlock, n: GraphNode): boolean => n !== b.join && (n.opType === "Add" || n.opType === "Sum") && n.inputs.includes(b.skip);
+  return blocks.filter((b) => b.branch.includes(layer.node) && !b.branch.some((n) => addsSkip(b, n)));
 }
 
 /** Ops between a branch's last layer and the residual Add that keep "zero in, zero out". */

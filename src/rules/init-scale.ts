@@ -1,5 +1,5 @@
 import type { Layer } from "../graph/layers";
-import { endsBlockBranch } from "../graph/residual";
+import { branchesHolding } from "../graph/residual";
 import type { Finding, WeightReport } from "../report/types";
 import type { Rule } from "./rule";
 import { fmt, isReluLike, layerTitle } from "./rule";
@@ -18,7 +18,7 @@ export const LARGE_RATIO = 2;
 export const initScale: Rule = {
   id: "init.scale",
   needsProbe: false,
-  check: ({ layers, reports, modelLooksTrained, index, architecture }) => {
+  check: ({ layers, reports, modelLooksTrained, architecture }) => {
     if (modelLooksTrained) return [];
     const findings: Finding[] = [];
     for (const layer of layers) {
@@ -53,7 +53,7 @@ export const initScale: Rule = {
     const graded = findings.map((f) => {
       const layer = layerOf(f);
       if (layer?.foldedFreshNorm) return asFoldedBatchNorm(f);
-      if (layer && f.category === "init.scale-small" && architecture && endsBlockBranch(layer, architecture.blocks, index)) return asResidualBranchChoice(f);
+      if (layer && f.category === "init.scale-small" && architecture && branchesHolding(layer, architecture.blocks).length) return asResidualBranchChoice(f);
       return f;
     });
     return graded.map((f) => (isLoneOutputLayer(f, graded, layers) ? asOutputLayerChoice(f) : f));
@@ -75,14 +75,15 @@ function asFoldedBatchNorm(f: Finding): Finding {
 }
 
 /**
- * The last layer of a residual branch drawn small keeps its block near the identity at the start
- * (GPT-2 scales these projections by 1/sqrt(2 x layers), Fixup and ReZero go to zero): the signal
- * passes through the skip connection, so a small branch does not shrink it over depth.
+ * A layer of a residual branch drawn small keeps its block near the identity at the start (GPT-2
+ * draws its projections from N(0, 0.02) and scales the last ones by 1/sqrt(2 x layers); Fixup and
+ * ReZero go to zero): the skip connection carries the signal through depth, so a small branch
+ * does not make it vanish. (All-zero weights stay init.zero's: they are symmetric.)
  */
 function asResidualBranchChoice(f: Finding): Finding {
   return {
     ...f, ruleId: "init.scale-small/residual-branch", severity: "info",
-    message: f.message.replace(/; activations shrink at every such layer and gradients vanish\.$/, "; it is the last layer of a residual branch, so the block starts near the identity and the signal passes through the skip connection (a common choice: GPT-2, Fixup)."),
+    message: f.message.replace(/; activations shrink at every such layer and gradients vanish\.$/, "; it is in a residual branch, so the block starts near the identity and the skip connection carries the signal through depth (a common choice: GPT-2, Fixup)."),
     fix: `Nothing to change if the small residual branch is intended. ${f.fix}`,
   };
 }

@@ -267,21 +267,26 @@ describe("breaker round 6", () => {
 describe("small last layers of residual branches", () => {
   it("are info (the block starts near the identity, GPT-2 / Fixup); the same layer outside a residual branch stays a warning", async () => {
     const r0 = new Random(30);
-    const build = (name: string, residual: boolean): string => {
+    const build = (name: string, residual: boolean, fcStd = Math.sqrt(2 / 32)): string => {
       const nodes = [
         node("Gemm", ["x", "fc.weight"], ["h"], [attr("transB", 1)], "/block/fc/Gemm"), node("Relu", ["h"], ["a"], [], "/block/act/Relu"),
         node("Gemm", ["a", "proj.weight"], ["p"], [attr("transB", 1)], "/block/proj/Gemm"),
         ...(residual ? [node("Add", ["x", "p"], ["s"], [], "/block/Add")] : [node("Relu", ["p"], ["s"], [], "/block/act2/Relu")]),
         node("Gemm", ["s", "head.weight"], ["y"], [attr("transB", 1)], "/head/Gemm"),
       ];
-      const inits = [floatTensor("fc.weight", [32, 32], randn(r0, 1024, Math.sqrt(2 / 32))), floatTensor("proj.weight", [32, 32], randn(r0, 1024, 0.01)), floatTensor("head.weight", [4, 32], randn(r0, 128, Math.sqrt(1 / 32)))];
+      const inits = [floatTensor("fc.weight", [32, 32], randn(r0, 1024, fcStd)), floatTensor("proj.weight", [32, 32], randn(r0, 1024, 0.01)), floatTensor("head.weight", [4, 32], randn(r0, 128, Math.sqrt(1 / 32)))];
       const path = join(tmp, `${name}.onnx`);
       writeFileSync(path, modelBytes(graph(nodes, inits, [valueInfo("x", ["N", 32])], [valueInfo("y", ["N", 4])]), 17));
       return path;
     };
     const res = await analyze(build("residual_small", true), { staticOnly: true });
+    // The branch's first layer is He-scaled here; drawn small too (GPT-2's N(0, 0.02) everywhere) it is info as well.
+    assert.equal(res.findings.filter((x) => x.layer === "block.fc" && x.category.startsWith("init.")).length, 0);
     const f = res.findings.find((x) => x.layer === "block.proj");
     assert.equal(`${f?.severity} ${f?.ruleId}`, "info init.scale-small/residual-branch");
+    const inner = await analyze(build("residual_all_small", true, 0.01), { staticOnly: true });
+    assert.deepEqual(inner.findings.filter((x) => x.layer?.startsWith("block.") && x.category.startsWith("init.")).map((x) => `${x.layer} ${x.severity} ${x.ruleId}`),
+      ["block.fc info init.scale-small/residual-branch", "block.proj info init.scale-small/residual-branch"]);
     const plain = await analyze(build("plain_small", false), { staticOnly: true });
     assert.equal(plain.findings.find((x) => x.layer === "block.proj")?.ruleId, "init.scale-small");
   });
