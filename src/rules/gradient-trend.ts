@@ -38,10 +38,13 @@ interface Point {
 export const gradientTrend: Rule = {
   id: "gradient.trend",
   needsProbe: true,
-  check: ({ model, layers, reports, architecture }) => {
+  check: ({ model, index, layers, reports, architecture }) => {
     const outputs = new Set(model.outputs.map((o) => o.name));
+    // A side input added at many depths (a diffusion model's time embedding) sums the gradient of
+    // every join it feeds: it is no point on the path the signal travels, so not the trend's start.
+    const feedsManyJoins = (l: Layer): boolean => index.consumersOf(l.output).filter((n) => n.opType === "Add" || n.opType === "Sum").length >= 2;
     const seq: Point[] = layers
-      .filter((l) => l.scope === "" && !outputs.has(l.output))
+      .filter((l) => l.scope === "" && !outputs.has(l.output) && !feedsManyJoins(l))
       .map((l) => ({ layer: l, report: reports[l.id], l2: reports[l.id].gradient?.l2 ?? NaN }))
       .filter((p) => Number.isFinite(p.l2) && p.l2 > 0);
     if (seq.length < 3) return [];

@@ -311,6 +311,12 @@ describe("Adds that are no skip connection", () => {
     const small = r.findings.filter((f) => f.category === "init.scale-small" && f.layer?.startsWith("l."));
     assert.ok(small.length >= 4, JSON.stringify(r.findings.map((f) => `${f.ruleId} ${f.layer}`)));
     for (const f of small) assert.equal(`${f.severity} ${f.ruleId}`, "warning init.scale-small", f.layer);
+    // With the probe, the gradient trend starts on the signal's path, not at the embedding whose
+    // gradient sums every Add it feeds.
+    const probed = await analyze(path, { batches: 2 });
+    const vanishing = probed.findings.find((f) => f.category === "gradient.vanishing");
+    assert.equal(`${vanishing?.severity} ${vanishing?.ruleId}`, "warning gradient.vanishing", JSON.stringify(probed.findings.map((f) => f.ruleId)));
+    assert.notEqual(vanishing?.layer, "temb");
     // All-zero weights there are no zero-init residual branch either: init.zero stays an error.
     const zeroed = join(tmp, "time_embedding_zero.onnx");
     const model = loadModel(path).proto;
