@@ -107,7 +107,8 @@ export const outputFile = (v: string): string => {
  * different values, which one wins would be a guess (commander silently keeps the last), so refuse.
  */
 export const singleValue = (then: (v: string) => string = (v) => v) => (v: string, prev?: string): string => {
-  if (prev !== undefined && prev !== v) throw new InvalidArgumentError(`The option was already given as ${prev}; give it once.`);
+  // The same file spelled two ways (a.txt, ./a.txt) is one file.
+  if (prev !== undefined && resolve(prev) !== resolve(v)) throw new InvalidArgumentError(`The option was already given as ${prev}; give it once.`);
   return then(v);
 };
 

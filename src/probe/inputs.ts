@@ -229,6 +229,11 @@ function checkIds(name: string, t: HostTensor, vocab: number | undefined, label:
   }
 }
 
+/** The values a --fill constant may take for an integer input (int64: those a double holds exactly). */
+const INTEGER_RANGES: Partial<Record<DType, readonly [number, number]>> = {
+  int64: [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], int32: [-(2 ** 31), 2 ** 31 - 1], int8: [-128, 127], uint8: [0, 255], bool: [0, 1],
+};
+
 /** Largest finite float16. */
 const FLOAT16_MAX = 65504;
 
@@ -237,6 +242,14 @@ const FLOAT16_MAX = 65504;
  * would become Inf and the probe would report "NaN/Inf in the probe data" the user never gave.
  */
 function checkFillValue(name: string, value: number, dtype: DType): void {
+  // Integer inputs (a sample rate, a token id): a fraction would be rounded, and a value outside the
+  // type would wrap around, both silently.
+  const range = INTEGER_RANGES[dtype];
+  if (range) {
+    if (!Number.isInteger(value)) throw new DoctorError("probe.input", `--fill ${name}=${value}: input "${name}" is ${dtype}, so the value must be a whole number`);
+    if (value < range[0] || value > range[1]) throw new DoctorError("probe.input", `--fill ${name}=${value}: ${value} is outside ${dtype}, the type of input "${name}" (${range[0]} to ${range[1]})`);
+    return;
+  }
   const max = dtype === "float32" ? FLOAT32_MAX : dtype === "float16" ? FLOAT16_MAX : undefined;
   if (max === undefined) return;
   const stored = dtype === "float32" ? Math.fround(value) : halfBitsToFloat(floatToHalfBits(value));

@@ -255,6 +255,25 @@ describe("onnx-doctor CLI", () => {
     assert.doesNotThrow(() => refuseOverwrite(other, [["model", modelFile]], () => [data]));
   });
 
+  it("refuses --fill values an integer input cannot hold (a fraction, beyond the type) instead of rounding or wrapping them", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cli-intfill-"));
+    const path = join(dir, "ids.onnx");
+    writeFileSync(path, modelBytes(graph([node("Gather", ["table", "ids"], ["y"])], [floatTensor("table", [8, 4], Array.from({ length: 32 }, (_, i) => Math.sin(i)))], [valueInfo("ids", ["N", 3], DT.INT64)], [valueInfo("y", ["N", 3, 4])])));
+    const frac = run("analyze", path, "--fill", "ids=2.5", "--loss", "none");
+    assert.equal(frac.status, 2);
+    assert.equal(frac.stderr, 'onnx-doctor: probe.input: --fill ids=2.5: input "ids" is int64, so the value must be a whole number\n');
+    const huge = run("analyze", path, "--fill", "ids=1e39", "--loss", "none");
+    assert.equal(huge.status, 2);
+    assert.match(huge.stderr, /^onnx-doctor: probe\.input: --fill ids=1e\+39: 1e\+39 is outside int64, the type of input "ids" \(-9007199254740991 to 9007199254740991\)\n$/);
+    assert.equal(run("analyze", path, "--fill", "ids=3", "--loss", "none").status, 0);
+  });
+
+  it("accepts the same file given twice under two spellings (a.npy, ./a.npy)", () => {
+    const p = run("analyze", model("tanh_tiny_init"), "--input", join(FIXTURES, "tanh_tiny_init.probe.npy"), "--input", join(FIXTURES, ".", "tanh_tiny_init.probe.npy").replace("/tanh_tiny_init.probe.npy", "/./tanh_tiny_init.probe.npy"), "--loss", "none", "-f", "json");
+    assert.equal(p.stderr, "");
+    assert.equal(JSON.parse(p.stdout).probe.inputs[0].source, "file");
+  });
+
   it("--dim and --fill split name=value at the last '=', so names containing '=' can be given", () => {
     assert.deepEqual(keyValue("a=b=3"), { "a=b": 3 });
     assert.deepEqual(keyValue("x==-1.5"), { "x=": -1.5 });
