@@ -65,6 +65,10 @@ program
     if (opts.labels && !opts.input) throw new DoctorError("probe.input", "--labels needs --input: labels describe the rows of your probe data, and the synthetic probe rows have no true labels");
     if (opts.labels && opts.static) throw new DoctorError("probe.input", "--labels needs the probe, which --static turns off");
     if (opts.input && opts.static) throw new DoctorError("probe.input", "--input is probe data, and --static turns the probe off: give one or the other");
+    // Every other probe option would be ignored under --static just as silently.
+    const probeOnly = [["--train-data", opts.trainData], ["--val-data", opts.valData], ["--fill", opts.fill], ["--dim", opts.dim], ["--batch-size", opts.batchSize], ["--batches", opts.batches], ["--loss", opts.loss]] as const;
+    const ignored = opts.static ? probeOnly.filter(([, v]) => v !== undefined).map(([name]) => name) : [];
+    if (ignored.length) throw new DoctorError("probe.input", `${ignored.join(", ")} ${ignored.length === 1 ? "needs" : "need"} the probe, which --static turns off: give one or the other`);
     refuseOverwrite(opts.out, [["model", model], ["--input", opts.input], ["--labels", opts.labels], ["--train-data", opts.trainData], ["--val-data", opts.valData]], externalDataFiles);
     const interactive = process.stderr.isTTY;
     const report: Report = await analyze(model, {

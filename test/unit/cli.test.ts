@@ -289,11 +289,14 @@ describe("onnx-doctor CLI", () => {
     assert.deepEqual(r.probe.inputs.map((i: { name: string; shape: number[]; source: string }) => [i.name, i.shape, i.source]), [["a=b", [3, 4], "fill"]]);
   });
 
-  it("refuses option combinations that would silently ignore one: --static with --input, --fill for an input --input gives, a repeated --input", () => {
+  it("refuses option combinations that would silently ignore one: --static with --input or another probe option, --fill for an input --input gives, a repeated --input", () => {
     const probe = join(FIXTURES, "tanh_tiny_init.probe.npy");
     const statik = run("analyze", model("tanh_tiny_init"), "--static", "--input", probe);
     assert.equal(statik.status, 2);
     assert.equal(statik.stderr, "onnx-doctor: probe.input: --input is probe data, and --static turns the probe off: give one or the other\n");
+    const others = run("analyze", model("tanh_tiny_init"), "--static", "--fill", "input=1", "--batches", "3", "--loss", "mse");
+    assert.equal(others.status, 2);
+    assert.equal(others.stderr, "onnx-doctor: probe.input: --fill, --batches, --loss need the probe, which --static turns off: give one or the other\n");
     for (const command of ["analyze", "gradcheck"]) {
       const quiet = command === "gradcheck" ? ["--no-progress"] : ["--loss", "none"];
       const both = run(command, model("tanh_tiny_init"), "--input", probe, "--fill", "input=1", ...quiet);
