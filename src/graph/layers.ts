@@ -111,7 +111,8 @@ function gateKind(chain: readonly GraphNode[]): Activation | undefined {
  * An activation written as x times a gate computed from x, as exporters decompose them: SiLU
  * x·sigmoid(x) (torch's nn.SiLU), hardswish x·hardsigmoid(x) (torch before opset 14) or
  * x·clip(x+3, 0, 6)/6 (Paddle), GELU x·(1+erf(x/√2))·0.5 (torch before opset 20). The tensor
- * feeds exactly the gate's chain and the Mul of itself with the gate's end; a trailing scale by a constant (GELU's 0.5, hardswish's /6) belongs to the activation too.
+ * feeds exactly the gate's chain and the Mul of itself with the gate's end; a trailing scale by a
+ * constant (GELU's 0.5, hardswish's /6) belongs to the activation too.
  */
 function selfGated(index: GraphIndex, x: string): { activation: Activation; nodes: GraphNode[]; output: string } | undefined {
   const users = index.consumersOf(x);

@@ -74,6 +74,7 @@ export const activationDead: Rule = {
   needsProbe: true,
   check: (ctx) => {
     const { layers, reports, modelLooksTrained, syntheticProbe } = ctx;
+    const unnormalized = unnormalizedInputs(ctx.inputData).map((n) => `"${n}"`).join(", ");
     return layers.flatMap((layer) => {
       const a = reports[layer.id].activation;
       // NaN outputs never compare > 0; numeric.nonfinite reports them, not this rule.
@@ -115,7 +116,7 @@ export const activationDead: Rule = {
       ].filter((c) => !!c);
       // An input far off centre (input.unnormalized) fixes each unit's sign for every sample through
       // the weights on that feature: normalizing the data comes before any change to the layer.
-      const offInputs = !caveats.length && !equalWeights && !upstream && !biasOff ? unnormalizedInputs(ctx.inputData) : [];
+      const offInputs = !caveats.length && !equalWeights && !upstream && !biasOff ? unnormalized : "";
       // Every unit silent: no gradient passes back through the layer, so the layers before it freeze too.
       const frozen = fraction === 1 && !caveats.length
         ? layers.filter((l) => l.id < layer.id && reports[l.id].gradient?.l2 === 0 && (reports[l.id].weight?.gradient?.l2 ?? 0) === 0).map((l) => l.name)
@@ -124,7 +125,7 @@ export const activationDead: Rule = {
         upstream && `Its input is all zero: every unit of ${upstream.name} before it is silent, so this layer sees only its bias.`,
         frozen.length > 0 && `No gradient passes back through it, so ${frozen.length === 1 ? "the layer" : `the ${frozen.length} layers`} before it (${frozen.slice(0, 6).join(", ")}${frozen.length > 6 ? ", …" : ""}) ${frozen.length === 1 ? "gets" : "get"} exactly zero gradient and cannot learn either.`,
         ...caveats.map((c) => c.note),
-        offInputs.length > 0 && `Input ${offInputs.map((n) => `"${n}"`).join(", ")} is not normalized (see input.unnormalized): a feature with a large mean adds the same large term to every sample's pre-activation, so each unit's sign is the same for all of them.`,
+        offInputs && `Input ${offInputs} is not normalized (see input.unnormalized): a feature with a large mean adds the same large term to every sample's pre-activation, so each unit's sign is the same for all of them.`,
       ].filter((n) => !!n);
       return [{
         ruleId: caveats.length ? `activation.dead/${caveats[0].id}` : "activation.dead", category: "activation.dead",
@@ -139,10 +140,10 @@ export const activationDead: Rule = {
           ? `Fix ${upstream.name} first (its finding says why it is silent); this layer's units cannot fire while their input is zero, whatever their own bias.`
           : caveats.length
           ? caveats[0].fix
-          : biasOff && !caveats.length
+          : biasOff
           ? `The bias switches these units off: ${bias?.name ?? "the bias"} holds values below -3/sqrt(fan_in) = ${fmt(-3 / Math.sqrt(w?.fanIn ?? 1))}, beyond what initialisation gives (within ±1/sqrt(fan_in)). Re-initialise the biases (zero, or PyTorch's default) and, if training drove them there, lower the learning rate (Adam with a large step kills ReLU units this way).`
-          : offInputs.length
-          ? `Normalize ${offInputs.map((n) => `"${n}"`).join(", ")} first (x = (x - mean) / std per feature, with the training set's statistics) and probe again; if units stay silent, check the bias and the learning rate.`
+          : offInputs
+          ? `Normalize ${offInputs} first (x = (x - mean) / std per feature, with the training set's statistics) and probe again; if units stay silent, check the bias and the learning rate.`
           : layer.kind === "norm"
           ? "A normalization's outputs change sign from sample to sample when its input varies; units that never fire mean the input hardly varies between samples. Check the layer before it: weights initialised too small next to its bias (the bias then sets every sample's value), or a constant input."
           : "Check the bias (large negative values switch units off) and the learning rate; use He initialisation, LeakyReLU/GELU, or normalization before the ReLU.",

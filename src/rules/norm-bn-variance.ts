@@ -82,12 +82,15 @@ export const normBnVariance: Rule = {
         message: `${mismatched.length} of ${compared} BatchNorm layers receive statistics on the synthetic N(0,1) probe far from their running statistics (first: ${first.layer ?? first.node}, where the median channel's observed mean is ${fmt(Number(first.evidence.medianShift))} running std from the running mean and its std ${fmt(Number(first.evidence.medianStdRatio))}x the running std). That is expected when the probe is not the training data; run with --input on real data to check them.`,
         evidence: { ...first.evidence, layers: mismatched.length, compared },
       });
-    } else if (mismatched.length === compared && compared > 1 && Number(mismatched[0].evidence.medianShift) > GROSS_SHIFT && unnormalizedInputs(inputData).length) {
+      return findings;
+    }
+    // The inputs input.unnormalized warns about, quoted, for either case below.
+    const inputs = unnormalizedInputs(inputData).map((n) => `"${n}"`).join(", ");
+    if (mismatched.length === compared && compared > 1 && Number(mismatched[0].evidence.medianShift) > GROSS_SHIFT && inputs) {
       // Every BatchNorm disagrees, the first by tens of running stds, and the input is off its
       // scale (raw 0-255 pixels into a net trained on standardised ones): the data, not the
       // statistics, are the likely cause, so one finding instead of one per BatchNorm.
       const first = mismatched[0];
-      const inputs = unnormalizedInputs(inputData).map((n) => `"${n}"`).join(", ");
       findings.push({
         ...first, ruleId: "norm.bn-variance/input-scale",
         message: `${mismatched.length} of ${compared} BatchNorm layers receive statistics far from their running statistics (first: ${first.layer ?? first.node}, where the median channel's observed mean is ${fmt(Number(first.evidence.medianShift))} running std from the running mean and its std ${fmt(Number(first.evidence.medianStdRatio))}x the running std), and input ${inputs} is not normalized (see input.unnormalized): the probe data are probably not preprocessed as the training data were.`,
@@ -97,7 +100,6 @@ export const normBnVariance: Rule = {
     } else {
       // A milder mismatch may be the statistics' own (calibrated on other data): each BatchNorm keeps
       // its finding, and an unnormalized input is named as the first thing to rule out.
-      const inputs = unnormalizedInputs(inputData).map((n) => `"${n}"`).join(", ");
       findings.push(...mismatched.map((f) => (inputs ? { ...f, message: `${f.message} Input ${inputs} is not normalized (see input.unnormalized); rule out preprocessing that differs from training first.` } : f)));
     }
     return findings;
